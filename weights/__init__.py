@@ -1,0 +1,1 @@
+"""Model files shipped with f2f (see PROVENANCE.md); installed as the package `f2fcli.weights`."""

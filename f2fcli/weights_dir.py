@@ -1,0 +1,60 @@
+"""Where model files live: the shipped `f2fcli.weights` package and a user directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+MODEL_SUFFIXES = (".onnx", ".npz", ".safetensors")
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    name: str
+    path: Path
+    size: int
+    shipped: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "path": str(self.path), "bytes": self.size,
+                "shipped": self.shipped}
+
+
+def shipped_weights_dir() -> Path | None:
+    """The installed copy of the repository's `weights/` folder (None if not installed)."""
+    try:
+        return Path(str(resources.files("f2fcli.weights")))
+    except ModuleNotFoundError:
+        return None
+
+
+def user_weights_dir() -> Path:
+    """User-provided weights (e.g. trained generators): $F2F_WEIGHTS_DIR or ~/.local/share/f2f."""
+    env = os.environ.get("F2F_WEIGHTS_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "f2f" / "weights"
+
+
+def list_model_files() -> list[ModelFile]:
+    """Model files found in the shipped and user weight directories."""
+    found = []
+    for directory, shipped in ((shipped_weights_dir(), True), (user_weights_dir(), False)):
+        if directory is None or not directory.is_dir():
+            continue
+        for path in sorted(directory.iterdir()):
+            if path.suffix in MODEL_SUFFIXES and path.is_file():
+                found.append(ModelFile(path.name, path, path.stat().st_size, shipped))
+    return found
+
+
+def sha256_of(path: Path, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -19,13 +19,13 @@ skimage_data = pytest.importorskip("skimage.data")
 
 from f2fcli.tracking import onnx_runtime  # noqa: E402
 from f2fcli.tracking.detector import FaceDetector, ssd_anchors  # noqa: E402
+from f2fcli.tracking.tracker import VideoFaceTracker
 from f2fcli.tracking.landmarks import (  # noqa: E402
     BLENDSHAPE_NAMES,
     BLENDSHAPE_SUBSET,
     BlendshapeModel,
     FaceLandmarker,
     FaceRoi,
-    FaceTracker,
     roi_from_detection,
 )
 
@@ -187,7 +187,7 @@ def test_blank_and_grey_images(detector, landmarker, astronaut):
     assert detector(np.full((300, 200), 128, np.uint8)) == []
     lost = landmarker(np.zeros((480, 640, 3), np.uint8), FaceRoi(320, 240, 200))
     assert not lost.present and lost.presence < 0.5
-    assert FaceTracker(detector=detector, landmarker=landmarker)(np.zeros((240, 320, 3), np.uint8)) is None
+    assert not VideoFaceTracker(threads=1)(np.zeros((240, 320, 3), np.uint8)).found
     grey = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
     (gdet,) = detector(grey)  # 2-D input
     (cdet,) = detector(astronaut)
@@ -265,10 +265,11 @@ def test_tracking_roi(face, landmarker, astronaut):
     again = landmarker(astronaut, nxt)
     assert again.present
     assert np.abs(again.points[:, :2] - lm.points[:, :2]).mean() < 1.0
-    tracker = FaceTracker(detector=FaceDetector(threads=1), landmarker=landmarker)
+    tracker = VideoFaceTracker(threads=1)
     first, second = tracker(astronaut), tracker(astronaut)
-    assert first is not None and second is not None
-    assert np.abs(first.points - lm.points).max() < 1e-3  # first frame = detection path
+    assert first.found and first.detected and second.found and not second.detected
+    assert tracker.detections == 1
+    assert np.abs(first.landmarks - lm.points).max() < 1e-3  # first frame = detection path
 
 
 # -- blendshapes ---------------------------------------------------------------

@@ -231,32 +231,3 @@ class BlendshapeModel:
 def blendshape_dict(scores: np.ndarray) -> dict[str, float]:
     """Name -> score for one face."""
     return dict(zip(BLENDSHAPE_NAMES, (float(s) for s in scores)))
-
-
-class FaceTracker:
-    """Detect once, then follow the face with landmark ROIs; re-detects when
-    the presence score drops below ``MIN_PRESENCE``. One face (the largest)."""
-
-    def __init__(self, threads: int | None = None, use_cuda: bool = False,
-                 detector: FaceDetector | None = None, landmarker: FaceLandmarker | None = None):
-        self.detector = detector or FaceDetector(threads=threads, use_cuda=use_cuda)
-        self.landmarker = landmarker or FaceLandmarker(threads=threads, use_cuda=use_cuda)
-        self._roi: FaceRoi | None = None
-
-    def reset(self) -> None:
-        self._roi = None
-
-    def __call__(self, image: np.ndarray) -> FaceLandmarks | None:
-        """Landmarks for this frame, or None when no face is found."""
-        if self._roi is not None:
-            res = self.landmarker(image, self._roi)
-            if res.present:
-                self._roi = res.next_roi()
-                return res
-        faces = self.detector(image, max_faces=1)
-        if not faces:
-            self._roi = None
-            return None
-        res = self.landmarker(image, roi_from_detection(faces[0]))
-        self._roi = res.next_roi() if res.present else None
-        return res if res.present else None

@@ -1,0 +1,145 @@
+"""The track file: per-frame face-model fit of one video, saved without pickle.
+
+Format (NumPy .npz, loaded with allow_pickle=False), version 1:
+
+- `meta`: a JSON string: format "f2f-track", version, f2f version, fps and time base as
+  "num/den" strings, width, height, source video name, model file hashes, smoothing settings.
+- per frame (N = number of frames, in presentation order):
+  `pts` (N,) int64 timestamps in the time base; `pose` (N, 6) float32 head pose
+  (axis-angle rx, ry, rz, tx, ty, scale; see `face_model`); `expression` (N, 51) float32;
+  `keypoints` (N, 72, 2) float32 model keypoints in image pixels; `landmarks` (N, 478, 3)
+  float32 observed mesh points in image pixels; `confidence` (N,) float32 face score;
+  `box` (N, 4) float32 face box x, y, w, h; `found` (N,) bool face detected in this frame;
+  `filled` (N,) bool values interpolated/held because no face was found.
+- per video: `identity` (50,) float32 shape coefficients shared by all frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InputError
+from ..io.atomic import atomic_output
+
+FORMAT = "f2f-track"
+VERSION = 1
+
+_FRAME_ARRAYS = {
+    "pts": ((), np.int64),
+    "pose": ((6,), np.float32),
+    "expression": ((51,), np.float32),
+    "keypoints": ((72, 2), np.float32),
+    "landmarks": ((478, 3), np.float32),
+    "confidence": ((), np.float32),
+    "box": ((4,), np.float32),
+    "found": ((), np.bool_),
+    "filled": ((), np.bool_),
+}
+
+
+@dataclass
+class Track:
+    """A fitted, smoothed face track of one video."""
+
+    pts: np.ndarray
+    pose: np.ndarray
+    expression: np.ndarray
+    keypoints: np.ndarray
+    landmarks: np.ndarray
+    confidence: np.ndarray
+    box: np.ndarray
+    found: np.ndarray
+    filled: np.ndarray
+    identity: np.ndarray
+    fps: Fraction
+    time_base: Fraction
+    width: int
+    height: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "frames": len(self),
+            "faces_found": int(self.found.sum()),
+            "filled": int(self.filled.sum()),
+            "fps": _frac_str(self.fps),
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+def _frac_str(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+def save_track(track: Track, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Write `track` atomically as a version-1 .npz track file."""
+    path = Path(path)
+    meta = dict(track.meta)
+    meta.update(format=FORMAT, version=VERSION, f2f=__version__, fps=_frac_str(track.fps),
+                time_base=_frac_str(track.time_base), width=track.width, height=track.height)
+    arrays = {name: np.asarray(getattr(track, name), dtype) for name, (_, dtype) in
+              _FRAME_ARRAYS.items()}
+    arrays["identity"] = np.asarray(track.identity, np.float32)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as handle:  # a file object stops numpy appending ".npz"
+            np.savez_compressed(handle, meta=np.array(json.dumps(meta)), **arrays)
+    return path
+
+
+def load_track(path: str | os.PathLike[str]) -> Track:
+    """Read and validate a track file (never unpickles)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such track file") from exc
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: not a readable track file ({exc})") from exc
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: track file has no valid metadata") from exc
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{path}: not an f2f track file")
+    if meta.get("version") != VERSION:
+        raise InputError(f"{path}: track format version {meta.get('version')} is not supported "
+                         f"(this f2f reads version {VERSION})")
+    _validate(path, arrays)
+    return Track(
+        **{name: arrays[name] for name in _FRAME_ARRAYS},
+        identity=arrays["identity"],
+        fps=Fraction(meta["fps"]),
+        time_base=Fraction(meta["time_base"]),
+        width=int(meta["width"]),
+        height=int(meta["height"]),
+        meta=meta,
+    )
+
+
+def _validate(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    missing = [n for n in (*_FRAME_ARRAYS, "identity") if n not in arrays]
+    if missing:
+        raise InputError(f"{path}: track file lacks {', '.join(missing)}")
+    n = len(arrays["pts"])
+    for name, (shape, _) in _FRAME_ARRAYS.items():
+        if arrays[name].shape != (n, *shape):
+            raise InputError(f"{path}: track array {name} has shape {arrays[name].shape}, "
+                             f"expected {(n, *shape)}")
+    if arrays["identity"].shape != (50,):
+        raise InputError(f"{path}: identity has shape {arrays['identity'].shape}, expected (50,)")
+    for name in ("pose", "expression", "keypoints"):
+        if not np.isfinite(arrays[name]).all():
+            raise InputError(f"{path}: track array {name} holds non-finite values")

@@ -1,0 +1,127 @@
+"""Per-frame face observation in a video: detect once, then follow with landmark ROIs.
+
+Detection runs on the first frame, after a scene cut, and whenever the landmark model's
+presence score says the face was lost; otherwise the next crop comes from the previous
+landmarks, as MediaPipe does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .detector import FaceDetection, FaceDetector
+from .landmarks import BlendshapeModel, FaceLandmarker, FaceLandmarks, roi_from_detection
+
+# Mean absolute difference (0..1) of 32x32 grey thumbnails above which a frame is a new shot;
+# talking-head motion stays far below it, a hard cut between shots lands well above.
+SCENE_CUT_THRESHOLD = 0.12
+
+
+@dataclass(frozen=True)
+class FaceSelection:
+    """Which face to follow when several are visible: by size rank, or nearest a box."""
+
+    index: int = 0
+    box: tuple[float, float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class FrameObservation:
+    """What the models saw in one frame. Arrays are None when no face was found."""
+
+    landmarks: np.ndarray | None
+    blendshapes: np.ndarray | None
+    confidence: float
+    detected: bool
+
+    @property
+    def found(self) -> bool:
+        return self.landmarks is not None
+
+    @property
+    def box(self) -> np.ndarray:
+        """x, y, w, h around the landmarks (zeros when no face)."""
+        if self.landmarks is None:
+            return np.zeros(4, np.float32)
+        lo, hi = self.landmarks[:, :2].min(0), self.landmarks[:, :2].max(0)
+        return np.concatenate([lo, hi - lo]).astype(np.float32)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = np.maximum(a[:2], b[:2])
+    x1, y1 = np.minimum(a[:2] + a[2:], b[:2] + b[2:])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return inter / max(1e-9, a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def select_face(faces: list[FaceDetection], selection: FaceSelection,
+                near: np.ndarray | None = None) -> FaceDetection | None:
+    """The face to follow: nearest `near` (the last known centre) when re-acquiring,
+    else best overlap with `selection.box`, else the `selection.index`-th largest."""
+    if not faces:
+        return None
+    if near is not None:
+        return min(faces, key=lambda f: float(np.linalg.norm(f.center - near)))
+    if selection.box is not None:
+        box = np.asarray(selection.box, np.float32)
+        centre = box[:2] + box[2:] / 2
+        return max(faces, key=lambda f: (_iou(f.box, box),
+                                         -float(np.linalg.norm(f.center - centre))))
+    if selection.index >= len(faces):
+        return None
+    return faces[selection.index]
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+class VideoFaceTracker:
+    """Follows one face through consecutive frames of a video."""
+
+    def __init__(self, selection: FaceSelection = FaceSelection(), threads: int | None = None,
+                 use_cuda: bool = False, scene_cut: float = SCENE_CUT_THRESHOLD) -> None:
+        self.selection = selection
+        self.scene_cut = scene_cut
+        self.detector = FaceDetector(threads=threads, use_cuda=use_cuda)
+        self.landmarker = FaceLandmarker(threads=threads, use_cuda=use_cuda)
+        self.blendshapes = BlendshapeModel(threads=threads, use_cuda=use_cuda)
+        self.detections = 0
+        self.scene_cuts = 0
+        self._tracked: FaceLandmarks | None = None
+        self._last_centre: np.ndarray | None = None
+        self._thumb: np.ndarray | None = None
+
+    def __call__(self, image: np.ndarray) -> FrameObservation:
+        if self._is_scene_cut(image):
+            self.scene_cuts += 1
+            self._tracked, self._last_centre = None, None
+        result, detected = None, False
+        if self._tracked is not None:
+            candidate = self.landmarker(image, self._tracked.next_roi())
+            result = candidate if candidate.present else None
+        if result is None:
+            result, detected = self._detect(image), True
+        self._tracked = result
+        if result is None:
+            return FrameObservation(None, None, 0.0, detected)
+        self._last_centre = result.points[:, :2].mean(0)
+        return FrameObservation(result.points, self.blendshapes(result.points),
+                                result.presence, detected)
+
+    def _detect(self, image: np.ndarray) -> FaceLandmarks | None:
+        self.detections += 1
+        face = select_face(self.detector(image), self.selection, self._last_centre)
+        if face is None:
+            return None
+        result = self.landmarker(image, roi_from_detection(face))
+        return result if result.present else None
+
+    def _is_scene_cut(self, image: np.ndarray) -> bool:
+        thumb = _thumbnail(image)
+        previous, self._thumb = self._thumb, thumb
+        return previous is not None and float(np.abs(thumb - previous).mean()) > self.scene_cut

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -114,6 +115,105 @@ def probe(ctx: click.Context, video: str, count: bool) -> None:
         data["decoded_frames"] = sum(1 for _ in reader.frames())
         data["truncated"] = reader.truncated
     human = "\n".join(f"{key:<18} {value}" for key, value in data.items())
+    _reporter_of(ctx).result(data, human)
+
+
+def _floats(text: str, count: int, name: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise click.BadParameter(f"expected {count} comma-separated numbers", param_hint=name)
+    return values
+
+
+def encoder_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--codec/--crf/--preset for commands that write video."""
+    func = click.option("--preset", default="medium", show_default=True,
+                        help="x264/x265 speed preset (ultrafast ... veryslow).")(func)
+    func = click.option("--crf", type=int, default=None,
+                        help="Quality (lower is better); default 18 x264, 22 x265, 32 VP9.")(func)
+    func = click.option("--codec", default="libx264", show_default=True,
+                        type=click.Choice(["libx264", "libx265", "libvpx-vp9", "png"]),
+                        help="Video codec; png writes a directory of PNG frames.")(func)
+    return func
+
+
+@main.command()
+@click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Track file to write [default: VIDEO.track.npz beside the video].")
+@click.option("--preview", type=click.Path(path_type=Path), default=None,
+              help="Also write the video with keypoints and pose axes drawn on.")
+@click.option("--face-index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Which face to follow when several are visible (0 = largest).")
+@click.option("--face-box", default=None, metavar="X,Y,W,H",
+              help="Follow the face that best overlaps this box (first-frame pixels).")
+@click.option("--smooth", default=None, metavar="SIGMA_T,SIGMA_R",
+              help="Bilateral filter: time sigma in frames, expression range sigma "
+                   "(pose range sigmas scale with it) [default: 2,0.1].")
+@click.option("--no-smooth", is_flag=True, help="Keep the raw per-frame fit.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="onnxruntime threads per model [default: 1, or $F2F_ORT_THREADS].")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@encoder_options
+@output_options
+@click.pass_context
+def track(ctx: click.Context, video: Path, output: Path | None, preview: Path | None,
+          face_index: int, face_box: str | None, smooth: str | None, no_smooth: bool,
+          threads: int | None, overwrite: bool, codec: str, crf: int | None,
+          preset: str) -> None:
+    """Track the face in VIDEO and fit the 3D face model to every frame.
+
+    Writes a track file (pose, expression, 72 keypoints per frame; identity per video)
+    that `f2f reenact --driving` accepts instead of a video.
+    """
+    from .io.atomic import check_output_path
+    from .io.video import VideoReader
+    from .io.writer import EncoderSettings
+    from .tracking.preview import write_preview
+    from .tracking.track import save_track
+    from .tracking.tracker import FaceSelection
+    from .tracking.video_track import DEFAULT_SMOOTHING, TrackOptions, smoothing_from_sigmas
+    from .tracking.video_track import track_video
+
+    if smooth and no_smooth:
+        raise click.UsageError("--smooth and --no-smooth exclude each other")
+    smoothing = DEFAULT_SMOOTHING
+    if no_smooth:
+        smoothing = None
+    elif smooth:
+        try:
+            smoothing = smoothing_from_sigmas(*_floats(smooth, 2, "--smooth"))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--smooth") from exc
+    box = _floats(face_box, 4, "--face-box") if face_box else None
+    output = output or video.with_name(video.name.rsplit(".", 1)[0] + ".track.npz")
+    settings = EncoderSettings(codec, crf, preset)
+    check_output_path(output, overwrite)
+    if preview is not None:
+        settings.validate_for(preview)
+        check_output_path(preview, overwrite)
+
+    reporter = _reporter_of(ctx)
+    reader = VideoReader(video)
+    options = TrackOptions(FaceSelection(face_index, box), smoothing, threads)
+    with reporter.progress("tracking", reader.info.frame_count) as bar:
+        result, stats = track_video(video, options, bar.advance, reader=reader)
+    save_track(result, output, overwrite)
+    reporter.debug(f"time: {stats.to_dict()['seconds']}")
+    if preview is not None:
+        with reporter.progress("preview", reader.info.frame_count) as bar:
+            write_preview(video, result, preview, settings, overwrite, bar.advance)
+    data = {"track": str(output), "preview": str(preview) if preview else None,
+            **result.summary(), **stats.to_dict(),
+            "reference_frame": result.meta["reference_frame"]}
+    human = (f"{output}: {stats.frames} frames, face found in {stats.faces_found} "
+             f"({stats.frames - stats.faces_found} filled), {stats.detections} detector runs, "
+             f"{stats.fps:.1f} frames/s")
+    if preview is not None:
+        human += f"\npreview: {preview}"
     _reporter_of(ctx).result(data, human)
 
 

@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 
@@ -70,3 +71,34 @@ def _write_tone(out: av.container.OutputContainer, stream: av.AudioStream, secon
         frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
         out.mux(stream.encode(frame))
     out.mux(stream.encode(None))
+
+
+def similarity_matrix(angle_deg: float, scale: float, shift: tuple[float, float],
+                      centre: tuple[float, float]) -> np.ndarray:
+    """2x3 matrix rotating (counter-clockwise on screen) and scaling about `centre`, then shifting."""
+    matrix = cv2.getRotationMatrix2D(centre, angle_deg, scale)
+    matrix[:, 2] += shift
+    return matrix
+
+
+def make_motion_clip(
+    path: str | os.PathLike[str],
+    image: np.ndarray,
+    matrices: list[np.ndarray],
+    fps: Fraction | int = 25,
+    audio_rate: int | None = 44100,
+    blank: frozenset[int] = frozenset(),
+) -> Path:
+    """A clip of `image` moved by one 2x3 affine matrix per frame (edges replicated).
+
+    Frames listed in `blank` are uniform grey, e.g. to test frames without a face.
+    """
+    height, width = image.shape[:2]
+
+    def frame(i: int) -> np.ndarray:
+        if i in blank:
+            return np.full_like(image, 128)
+        return cv2.warpAffine(image, matrices[i], (width, height), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    return make_clip(path, len(matrices), width, height, fps, audio_rate, frame_source=frame)

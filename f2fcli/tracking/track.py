@@ -11,7 +11,9 @@ Format (NumPy .npz, loaded with allow_pickle=False), version 1:
   float32 observed mesh points in image pixels; `confidence` (N,) float32 face score;
   `box` (N, 4) float32 face box x, y, w, h; `found` (N,) bool face detected in this frame;
   `filled` (N,) bool values interpolated/held because no face was found.
-- per video: `identity` (50,) float32 shape coefficients shared by all frames.
+  Frames without a face hold NaN in `landmarks`; their pose/expression/keypoints are filled.
+- per video: `identity` (50,) float32 shape coefficients shared by all frames, and
+  `identity_detail` (468, 3) float32, the per-vertex residual (cm) the 50-D basis cannot express.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Track:
     found: np.ndarray
     filled: np.ndarray
     identity: np.ndarray
+    identity_detail: np.ndarray
     fps: Fraction
     time_base: Fraction
     width: int
@@ -92,6 +95,7 @@ def save_track(track: Track, path: str | os.PathLike[str], overwrite: bool = Fal
     arrays = {name: np.asarray(getattr(track, name), dtype) for name, (_, dtype) in
               _FRAME_ARRAYS.items()}
     arrays["identity"] = np.asarray(track.identity, np.float32)
+    arrays["identity_detail"] = np.asarray(track.identity_detail, np.float32)
     with atomic_output(path, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as handle:  # a file object stops numpy appending ".npz"
             np.savez_compressed(handle, meta=np.array(json.dumps(meta)), **arrays)
@@ -121,6 +125,7 @@ def load_track(path: str | os.PathLike[str]) -> Track:
     return Track(
         **{name: arrays[name] for name in _FRAME_ARRAYS},
         identity=arrays["identity"],
+        identity_detail=arrays["identity_detail"],
         fps=Fraction(meta["fps"]),
         time_base=Fraction(meta["time_base"]),
         width=int(meta["width"]),
@@ -130,7 +135,7 @@ def load_track(path: str | os.PathLike[str]) -> Track:
 
 
 def _validate(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    missing = [n for n in (*_FRAME_ARRAYS, "identity") if n not in arrays]
+    missing = [n for n in (*_FRAME_ARRAYS, "identity", "identity_detail") if n not in arrays]
     if missing:
         raise InputError(f"{path}: track file lacks {', '.join(missing)}")
     n = len(arrays["pts"])
@@ -140,6 +145,9 @@ def _validate(path: Path, arrays: dict[str, np.ndarray]) -> None:
                              f"expected {(n, *shape)}")
     if arrays["identity"].shape != (50,):
         raise InputError(f"{path}: identity has shape {arrays['identity'].shape}, expected (50,)")
+    if arrays["identity_detail"].shape != (468, 3):
+        raise InputError(f"{path}: identity_detail has shape {arrays['identity_detail'].shape}, "
+                         "expected (468, 3)")
     for name in ("pose", "expression", "keypoints"):
         if not np.isfinite(arrays[name]).all():
             raise InputError(f"{path}: track array {name} holds non-finite values")

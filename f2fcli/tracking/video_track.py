@@ -1,0 +1,164 @@
+"""`f2f track`: video -> per-frame landmarks -> face-model fit -> smoothed track."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.video import VideoReader
+from ..weights_dir import shipped_weights_dir
+from .face_model import FaceModel
+from .fitting import choose_reference_frame, fit_sequence
+from .landmarks import NUM_LANDMARKS
+from .smoothing import SmoothingParams, fill_missing, fill_missing_rotvec, smooth_track
+from .track import Track
+from .tracker import FaceSelection, VideoFaceTracker
+
+DEFAULT_SMOOTHING = SmoothingParams()
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    """How a video is tracked. `smoothing=None` keeps the raw per-frame fit."""
+
+    selection: FaceSelection = FaceSelection()
+    smoothing: SmoothingParams | None = DEFAULT_SMOOTHING
+    threads: int | None = None
+    chunk_size: int = 32
+
+
+@dataclass
+class TrackStats:
+    """What tracking did and where the time went (seconds)."""
+
+    frames: int = 0
+    faces_found: int = 0
+    detections: int = 0
+    scene_cuts: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        total = sum(self.seconds.values())
+        return self.frames / total if total > 0 else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"frames": self.frames, "faces_found": self.faces_found,
+                "detections": self.detections, "scene_cuts": self.scene_cuts,
+                "throughput_fps": round(self.fps, 2),
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+
+
+def smoothing_from_sigmas(sigma_t: float, sigma_r: float) -> SmoothingParams:
+    """`--smooth SIGMA_T,SIGMA_R`: SIGMA_R is the expression range sigma (blendshape units);
+    the pose range sigmas scale with it from their defaults."""
+    if sigma_t <= 0 or sigma_r <= 0:
+        raise ValueError("smoothing sigmas must be positive")
+    k = sigma_r / DEFAULT_SMOOTHING.sigma_expression
+    d = DEFAULT_SMOOTHING
+    return SmoothingParams(sigma_t=sigma_t, sigma_expression=sigma_r,
+                           sigma_rotation=d.sigma_rotation * k,
+                           sigma_translation=d.sigma_translation * k,
+                           sigma_log_scale=d.sigma_log_scale * k)
+
+
+def model_hashes() -> dict[str, str]:
+    """SHA-256 of the shipped model files, as recorded in weights/provenance.json."""
+    directory = shipped_weights_dir()
+    if directory is None or not (directory / "provenance.json").is_file():
+        return {}
+    record = json.loads((directory / "provenance.json").read_text())
+    return {name: entry["sha256"] for name, entry in record.get("derived", {}).items()}
+
+
+def observe_video(reader: VideoReader, tracker: VideoFaceTracker, stats: TrackStats,
+                  on_frames: Callable[[int], None]) -> dict[str, np.ndarray]:
+    """Run the face models on every frame; frames without a face hold NaN."""
+    pts, landmarks, scores, confidence, box = [], [], [], [], []
+    t_decode = t_models = 0.0
+    start = time.perf_counter()
+    for chunk in reader.chunks(32):
+        t_decode += time.perf_counter() - start
+        t0 = time.perf_counter()
+        for image in chunk.images:
+            obs = tracker(image)
+            landmarks.append(obs.landmarks if obs.found else
+                             np.full((NUM_LANDMARKS, 3), np.nan, np.float32))
+            scores.append(obs.blendshapes if obs.found else np.full(52, np.nan, np.float32))
+            confidence.append(obs.confidence)
+            box.append(obs.box)
+        pts.append(chunk.pts)
+        t_models += time.perf_counter() - t0
+        on_frames(len(chunk))
+        start = time.perf_counter()
+    stats.seconds.update(decode=t_decode, face_models=t_models)
+    if not landmarks:
+        raise InputError(f"{reader.path}: no decodable video frames")
+    return {"pts": np.concatenate(pts), "landmarks": np.stack(landmarks).astype(np.float32),
+            "scores": np.stack(scores).astype(np.float32),
+            "confidence": np.asarray(confidence, np.float32), "box": np.stack(box)}
+
+
+def _fill_only(hp: np.ndarray, expression: np.ndarray, valid: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    hp_filled = np.concatenate([fill_missing_rotvec(np.nan_to_num(hp[:, :3]), valid),
+                                fill_missing(np.nan_to_num(hp[:, 3:], nan=1.0), valid)], 1)
+    return hp_filled, fill_missing(np.nan_to_num(expression), valid)
+
+
+def track_video(path: str | os.PathLike[str], options: TrackOptions = TrackOptions(),
+                on_frames: Callable[[int], None] = lambda n: None,
+                reader: VideoReader | None = None) -> tuple[Track, TrackStats]:
+    """Track the face through a video and fit the face model to every frame.
+
+    Frames without a face are kept: their pose and expression are interpolated between
+    neighbours (held at the ends) and flagged `filled`. Raises InputError if no frame has a face.
+    """
+    reader = reader or VideoReader(path)
+    tracker = VideoFaceTracker(options.selection, threads=options.threads)
+    stats = TrackStats()
+    observed = observe_video(reader, tracker, stats, on_frames)
+    found = np.isfinite(observed["landmarks"]).all(axis=(1, 2))
+    stats.frames, stats.faces_found = len(found), int(found.sum())
+    stats.detections, stats.scene_cuts = tracker.detections, tracker.scene_cuts
+    if not found.any():
+        raise InputError(f"{reader.path}: no face found in any of its {len(found)} frames")
+
+    t0 = time.perf_counter()
+    model = FaceModel.canonical()
+    fit = fit_sequence(model, observed["landmarks"], observed["scores"], valid=found)
+    stats.seconds["fit"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if options.smoothing is None:
+        hp, expression = _fill_only(fit.hp, fit.expression, found)
+    else:
+        smoothed = smooth_track(fit.hp, fit.expression, found, options.smoothing)
+        hp, expression = smoothed.hp, smoothed.expression
+    keypoints = model.keypoints72(fit.identity.s, expression, hp, fit.identity.detail)
+    stats.seconds["smooth"] = time.perf_counter() - t0
+
+    info = reader.info
+    meta = {
+        "source_video": Path(info.path).name,
+        "models": model_hashes(),
+        "smoothing": None if options.smoothing is None else vars(options.smoothing),
+        "reference_frame": int(choose_reference_frame(hp, expression, found)),
+        "median_keypoint_error": float(np.nanmedian(fit.keypoint_error[found])),
+        "truncated_input": reader.truncated,
+    }
+    track = Track(pts=observed["pts"], pose=hp.astype(np.float32),
+                  expression=expression.astype(np.float32),
+                  keypoints=keypoints.astype(np.float32), landmarks=observed["landmarks"],
+                  confidence=observed["confidence"], box=observed["box"], found=found,
+                  filled=~found, identity=fit.identity.s.astype(np.float32),
+                  identity_detail=fit.identity.detail.astype(np.float32),
+                  fps=info.fps, time_base=info.time_base, width=info.width,
+                  height=info.height, meta=meta)
+    return track, stats

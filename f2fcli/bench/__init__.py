@@ -1,0 +1,1 @@
+"""`f2f bench`: MACs, latency and memory of the networks and the pipeline."""

@@ -1,0 +1,1 @@
+"""ONNX export of the networks and the onnxruntime backend."""

@@ -1,0 +1,1 @@
+"""Training the networks: dataset preparation, losses, the training loop, evaluation."""

@@ -6,13 +6,16 @@ import sys
 import traceback
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from . import __version__
 from .console import Reporter
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, F2FError
+
+if TYPE_CHECKING:
+    from .pipeline.runner import ReenactOptions
 
 
 @dataclass
@@ -215,6 +218,253 @@ def track(ctx: click.Context, video: Path, output: Path | None, preview: Path | 
     if preview is not None:
         human += f"\npreview: {preview}"
     _reporter_of(ctx).result(data, human)
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter("expected WIDTHxHEIGHT, e.g. 1280x720",
+                                 param_hint="--output-size") from None
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        raise click.BadParameter("sizes must be within 16..8192", param_hint="--output-size")
+    return width, height
+
+
+def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `reenact` and `batch` (batch rows may override them per job)."""
+    options = [
+        click.option("--renderer", type=click.Choice(["auto", "warp", "neural"]), default="auto",
+                     show_default=True,
+                     help="auto = neural when weights are available, else warp (training-free)."),
+        click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Neural renderer weights (.safetensors)."),
+        click.option("--res", type=click.IntRange(256, 2048), default=512, show_default=True,
+                     help="Face crop resolution the renderer works at."),
+        click.option("--crop-scale", type=click.FloatRange(1.2, 4.0), default=2.0,
+                     show_default=True, help="Crop side as a multiple of the face size."),
+        click.option("--output-size", default=None, metavar="WxH",
+                     help="Resize output frames [default: the source image's size]."),
+        click.option("--no-paste-back", is_flag=True,
+                     help="Output the rendered face crop instead of the full source image."),
+        click.option("--expression-mode", type=click.Choice(["hybrid", "relative", "absolute"]),
+                     default="hybrid", show_default=True,
+                     help="Expression transfer (hybrid: lids/jaw absolute, rest relative)."),
+        click.option("--pose-mode", type=click.Choice(["relative", "absolute", "off"]),
+                     default="relative", show_default=True, help="Head-pose transfer."),
+        click.option("--expression-scale", type=click.FloatRange(0.0, 3.0), default=1.0,
+                     show_default=True, help="Exaggerate (>1) or damp (<1) expressions."),
+        click.option("--region", type=click.Choice(["all", "expression", "pose", "eyes", "lips"]),
+                     default="all", show_default=True, help="Which parts follow the driver."),
+        click.option("--ref-frame", type=click.IntRange(min=0), default=None,
+                     help="Driver frame taken as neutral [default: chosen automatically]."),
+        click.option("--face-index", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Source face when several are visible (0 = largest)."),
+        click.option("--face-box", default=None, metavar="X,Y,W,H",
+                     help="Source face that best overlaps this box."),
+        click.option("--batch-size", type=click.IntRange(1, 256), default=8, show_default=True,
+                     help="Frames rendered per chunk."),
+        click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default="cpu",
+                     show_default=True, help="Device of the neural renderer."),
+        click.option("--fp16", is_flag=True, help="Half precision (neural renderer on GPU)."),
+        click.option("--audio", default="driving", show_default=True, metavar="driving|none|PATH",
+                     help="Audio of the output."),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Source cache [default: $F2F_CACHE_DIR or the user cache dir]."),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the source cache."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing output."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return encoder_options(func)
+
+
+def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
+    """ReenactOptions from the CLI's (or a batch row's) parameter values."""
+    from .io.writer import EncoderSettings
+    from .pipeline.motion import MotionOptions
+    from .pipeline.runner import ReenactOptions
+    from .pipeline.source import SourceOptions
+    from .tracking.tracker import FaceSelection
+
+    box = _floats(params["face_box"], 4, "--face-box") if params.get("face_box") else None
+    try:
+        motion = MotionOptions(params["expression_mode"], params["pose_mode"],
+                               float(params["expression_scale"]), params["region"],
+                               params["ref_frame"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return ReenactOptions(
+        source=SourceOptions(float(params["crop_scale"]), int(params["res"]),
+                             FaceSelection(int(params["face_index"]), box)),
+        motion=motion,
+        renderer=params["renderer"],
+        weights=Path(params["weights"]) if params.get("weights") else None,
+        device=params["device"],
+        fp16=bool(params["fp16"]),
+        batch_size=int(params["batch_size"]),
+        paste_back=not params["no_paste_back"],
+        output_size=_size(params.get("output_size")),
+        audio=params["audio"],
+        encoder=EncoderSettings(params["codec"], params["crf"], params["preset"]),
+        overwrite=bool(params["overwrite"]),
+        cache_dir=Path(params["cache_dir"]) if params.get("cache_dir") else None,
+        use_cache=not params["no_cache"],
+    )
+
+
+@main.command()
+@click.option("-s", "--source", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Photo of the person to animate.")
+@click.option("-d", "--driving", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Driving video, or a track file from `f2f track`.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Output video (or a directory with --codec png).")
+@reenact_options
+@output_options
+@click.pass_context
+def reenact(ctx: click.Context, source: Path, driving: Path, out: Path, **params: Any) -> None:
+    """Animate the face in SOURCE with the head pose and expressions of DRIVING.
+
+    The output has the driving video's exact frame rate, frame count and timestamps, and its
+    audio (unless --audio says otherwise).
+    """
+    from .pipeline.runner import reenact as run_reenact
+
+    reporter = _reporter_of(ctx)
+    result = run_reenact(source, driving, out, build_reenact_options(params), reporter)
+    data = result.to_dict()
+    human = (f"{out}: {result.frames} frames at {data['fps']} fps, renderer {result.renderer}, "
+             f"{data['throughput_fps']} frames/s"
+             + (", source from cache" if result.cache_hit else ""))
+    reporter.result(data, human)
+
+
+@main.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skip-existing", is_flag=True, help="Skip jobs whose output exists (resume).")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Run only jobs with index % N == I (0-based), e.g. for Slurm arrays.")
+@reenact_options
+@output_options
+@click.pass_context
+def batch(ctx: click.Context, manifest: Path, skip_existing: bool, shard: str | None,
+          **params: Any) -> None:
+    """Run the reenactment jobs of a CSV manifest in one process.
+
+    Columns: source, driving, out (relative paths are relative to the manifest), plus any
+    `f2f reenact` option as an extra column (e.g. res, expression_scale, renderer) that
+    overrides the command-line value for that job. Keeps going past failed jobs; exits 1 if
+    any job failed.
+    """
+    from .pipeline.batch import parse_shard, read_jobs, run_jobs
+
+    reporter = _reporter_of(ctx)
+    jobs = read_jobs(manifest)
+    known = {p.name: p for p in reenact.params}
+    unknown = sorted({k for job in jobs for k in job.options} - set(known))
+    if unknown:
+        raise click.UsageError(f"{manifest}: unknown option column(s): {', '.join(unknown)}")
+    if shard is not None:
+        try:
+            index, count = parse_shard(shard)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--shard") from exc
+        jobs = [job for job in jobs if job.index % count == index]
+
+    def options_for(job: Any) -> "ReenactOptions":
+        merged = dict(params)
+        try:
+            for name, value in job.options.items():
+                merged[name] = known[name].type_cast_value(ctx, value)
+            return build_reenact_options(merged)
+        except click.BadParameter as exc:
+            raise F2FError(f"job {job.index}: {exc.format_message()}") from exc
+
+    def report(result: Any) -> None:
+        line = f"job {result.index} {result.status}: {result.out}"
+        if result.error:
+            line += f" ({result.error})"
+        if reporter.json_mode:
+            reporter.result(result.to_dict())
+        elif result.status == "failed":
+            reporter.error(line)
+        else:
+            reporter.info(line)
+
+    results = run_jobs(jobs, options_for, skip_existing, report, reporter)
+    counts = {status: sum(r.status == status for r in results)
+              for status in ("ok", "failed", "skipped")}
+    reporter.result({"summary": {"jobs": len(results), **counts}},
+                    f"{len(results)} jobs: {counts['ok']} ok, {counts['failed']} failed, "
+                    f"{counts['skipped']} skipped")
+    if counts["failed"]:
+        ctx.exit(EXIT_FAILURE)
+
+
+@main.group()
+def weights() -> None:
+    """Generator weights: import the official release into f2f's format."""
+
+
+@weights.command("import-official")
+@click.argument("render_pth", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("motion_pth", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .safetensors file to write.")
+@click.option("--res", type=click.IntRange(256, 2048), default=512, show_default=True,
+              help="Resolution the weights were trained at (recorded in the header).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@output_options
+@click.pass_context
+def weights_import_official(ctx: click.Context, render_pth: Path, motion_pth: Path,
+                            output: Path, res: int, overwrite: bool) -> None:
+    """Convert the official Face2FaceRHO RENDER_PTH and MOTION_PTH into one safetensors file.
+
+    The .pth files are read with torch.load(weights_only=True): nothing is unpickled.
+    """
+    from .model.checkpoints import import_official
+
+    info = import_official(render_pth, motion_pth, output, resolution=res, overwrite=overwrite)
+    _reporter_of(ctx).result(info.to_dict(), f"{info.path}: {info.tensors} tensors, "
+                                   f"{info.render_params + info.motion_params:,} parameters")
+
+
+@main.group()
+def cache() -> None:
+    """Manage the source cache ($F2F_CACHE_DIR or the user cache dir)."""
+
+
+@cache.command("ls")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@output_options
+@click.pass_context
+def cache_ls(ctx: click.Context, cache_dir: Path | None) -> None:
+    """List cached source analyses."""
+    from .pipeline.source import SourceCache, default_cache_dir
+
+    store = SourceCache(cache_dir or default_cache_dir())
+    entries = store.entries()
+    human = "\n".join(f"{e.size:>10,} B  {e.path.name}  {e.source}" for e in entries)
+    _reporter_of(ctx).result({"directory": str(store.directory),
+                              "entries": [e.to_dict() for e in entries]},
+                             human or f"(empty) {store.directory}")
+
+
+@cache.command("clear")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@output_options
+@click.pass_context
+def cache_clear(ctx: click.Context, cache_dir: Path | None) -> None:
+    """Delete every cached source analysis."""
+    from .pipeline.source import SourceCache, default_cache_dir
+
+    store = SourceCache(cache_dir or default_cache_dir())
+    removed = store.clear()
+    _reporter_of(ctx).result({"directory": str(store.directory), "removed": removed},
+                             f"removed {removed} entries from {store.directory}")
 
 
 def run() -> None:

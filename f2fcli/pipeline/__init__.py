@@ -1,0 +1,1 @@
+"""The reenactment pipeline: crop, source cache, motion transfer, chunked runner, paste-back."""

@@ -1,0 +1,99 @@
+"""Driving motion on the source: the paper's [hp_d, e_d, s_s], with the user's transfer options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..tracking.face_model import ARKIT_NAMES, FaceModel, transform_points
+from ..tracking.fitting import choose_reference_frame, transfer_expression, transfer_pose
+from ..tracking.track import Track
+from .source import SourceFace
+
+EXPRESSION_MODES = ("hybrid", "relative", "absolute")
+POSE_MODES = ("relative", "absolute", "off")
+REGIONS = ("all", "expression", "pose", "eyes", "lips")
+
+_EYES = np.array([n.startswith(("eyeBlink", "eyeSquint", "eyeWide", "eyeLook"))
+                  for n in ARKIT_NAMES])
+_LIPS = np.array([n.startswith(("jaw", "mouth")) for n in ARKIT_NAMES])
+
+
+@dataclass(frozen=True)
+class MotionOptions:
+    """How the driver's motion is put on the source.
+
+    expression_mode: `hybrid` (default; blinks, jaw and lip closure absolute, the rest relative
+    to the driver's neutral reference frame), `relative` or `absolute` (the paper).
+    pose_mode: `relative` (the driver's head motion since the reference frame, applied to the
+    source's pose), `absolute` (the driver's pose in the source image) or `off` (source pose).
+    region: which parts move: all, expression (no head motion), pose (no expression),
+    eyes or lips (only those expression channels; no head motion).
+    """
+
+    expression_mode: str = "hybrid"
+    pose_mode: str = "relative"
+    expression_scale: float = 1.0
+    region: str = "all"
+    ref_frame: int | None = None
+
+    def __post_init__(self) -> None:
+        for value, allowed, name in ((self.expression_mode, EXPRESSION_MODES, "expression mode"),
+                                     (self.pose_mode, POSE_MODES, "pose mode"),
+                                     (self.region, REGIONS, "region")):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class DrivenMotion:
+    """Per output frame: head pose (source-image pixels) and expression of the source face."""
+
+    pose: np.ndarray
+    expression: np.ndarray
+    ref_frame: int
+
+
+def reference_frame(track: Track, requested: int | None) -> int:
+    """The driver's neutral frame: the user's, else the track's, else chosen now."""
+    if requested is not None:
+        if not 0 <= requested < len(track):
+            raise ValueError(f"reference frame {requested} is outside 0..{len(track) - 1}")
+        return requested
+    stored = track.meta.get("reference_frame")
+    if isinstance(stored, int) and 0 <= stored < len(track):
+        return stored
+    return int(choose_reference_frame(track.pose, track.expression, track.found))
+
+
+def drive(source: SourceFace, track: Track, options: MotionOptions = MotionOptions()
+          ) -> DrivenMotion:
+    """Transfer the driver's pose and expression onto the source face."""
+    ref = reference_frame(track, options.ref_frame)
+    n = len(track)
+    expression = transfer_expression(source.expression, track.expression,
+                                     track.expression[ref], options.expression_mode)
+    expression = np.clip(source.expression + options.expression_scale
+                         * (expression - source.expression), 0.0, 1.0)
+    still = np.broadcast_to(source.pose, (n, 6))
+    if options.pose_mode == "off":
+        pose = still.copy()
+    else:
+        mode = "relative" if options.pose_mode == "relative" else "absolute"
+        pose = transfer_pose(source.pose, track.pose, track.pose[ref], mode)
+    if options.region in ("expression", "eyes", "lips"):
+        pose = still.copy()
+    if options.region == "pose":
+        expression = np.broadcast_to(source.expression, (n, 51)).copy()
+    elif options.region in ("eyes", "lips"):
+        keep = ~(_EYES if options.region == "eyes" else _LIPS)
+        expression[:, keep] = source.expression[keep]
+    return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), ref)
+
+
+def face_mesh(model: FaceModel, source: SourceFace, pose: np.ndarray, expression: np.ndarray
+              ) -> np.ndarray:
+    """The source identity with `expression` at `pose`: (..., 468, 3) image x, y and depth."""
+    vertices = model.vertices(source.identity, expression, source.identity_detail)
+    return transform_points(vertices, pose, model.pivot)

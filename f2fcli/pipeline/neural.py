@@ -1,0 +1,70 @@
+"""The neural renderer: the paper's networks with a cached source encoding.
+
+Network inputs, in the crop of side S: keypoints normalised so that -1/+1 are the centres of
+the first/last pixel; head pose (rx, ry, rz, tx, ty, scale) with the axis-angle rotation of
+`tracking.face_model` and tx, ty, scale in units of half the crop side (tx = ty = 0 is the
+crop centre). Weights trained with `f2f train` use exactly this convention.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import F2FError
+from ..tracking.face_model import warp_pose
+from .renderer import CropMotion
+
+
+def network_keypoints(keypoints: np.ndarray, size: int) -> np.ndarray:
+    """Crop pixels (continuous, origin at the top-left corner) -> the networks' [-1, 1]."""
+    return (np.asarray(keypoints, np.float64) - 0.5) / (size - 1) * 2.0 - 1.0
+
+
+def network_pose(pose: np.ndarray, size: int) -> np.ndarray:
+    """Pose in crop pixels -> translation and scale in half-crop units, centred."""
+    return warp_pose(pose, 2.0 / size, np.array([-1.0, -1.0]))
+
+
+def resolve_device(device: str, fp16: bool) -> tuple[torch.device, torch.dtype]:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise F2FError("--device cuda: no CUDA device is available to torch")
+    if device == "mps" and not (getattr(torch.backends, "mps", None)
+                                and torch.backends.mps.is_available()):
+        raise F2FError("--device mps: MPS is not available")
+    if fp16 and device == "cpu":
+        raise F2FError("--fp16 needs a GPU (--device cuda or mps); half precision on CPU is "
+                       "slower than FP32")
+    return torch.device(device), torch.float16 if fp16 else torch.float32
+
+
+class NeuralFaceRenderer:
+    """Face2Face^rho generator behind the pipeline's renderer interface."""
+
+    name = "neural"
+
+    def __init__(self, weights: Path, device: str = "cpu", fp16: bool = False) -> None:
+        from ..model.checkpoints import load_generator
+
+        self.device, self.dtype = resolve_device(device, fp16)
+        self.generator = load_generator(weights, self.device, self.dtype).model
+
+    def prepare(self, crop: np.ndarray, source: CropMotion) -> object:
+        from ..model.generator import images_to_tensor
+
+        size = crop.shape[0]
+        with torch.inference_mode():
+            return self.generator.encode_source(
+                images_to_tensor(crop[None], self.device, self.dtype),
+                network_pose(source.pose, size), network_keypoints(source.keypoints, size))
+
+    def render(self, prepared: object, target: CropMotion) -> np.ndarray:
+        from ..model.generator import tensor_to_images
+
+        size = prepared.size
+        with torch.inference_mode():
+            images = self.generator.drive(prepared, network_pose(target.pose, size),
+                                          network_keypoints(target.keypoints, size))
+        return tensor_to_images(images)

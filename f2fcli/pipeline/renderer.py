@@ -1,0 +1,97 @@
+"""One interface over the renderers: `warp` (training-free) and `neural` (the paper's networks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import F2FError, InputError
+from ..tracking.face_model import FaceModel, warp_pose
+from ..weights_dir import user_weights_dir
+from .crop import CropBox
+from .motion import face_mesh
+from .source import SourceFace
+
+RENDERERS = ("auto", "warp", "neural")
+
+
+@dataclass(frozen=True)
+class CropMotion:
+    """Face geometry of N frames in crop pixels: mesh (N, 468, 3), keypoints (N, 72, 2),
+    head pose (N, 6) in crop pixels, expression (N, 51)."""
+
+    points: np.ndarray
+    keypoints: np.ndarray
+    pose: np.ndarray
+    expression: np.ndarray
+
+
+def crop_motion(model: FaceModel, source: SourceFace, box: CropBox, pose: np.ndarray,
+                expression: np.ndarray) -> CropMotion:
+    """The source face at `pose`/`expression` (source-image pixels), moved into the crop."""
+    pose = np.atleast_2d(pose)
+    expression = np.atleast_2d(expression)
+    points = box.to_crop(face_mesh(model, source, pose, expression))
+    keypoints = box.to_crop(model.keypoints72(source.identity, expression, pose,
+                                              source.identity_detail))
+    offset = -np.array([box.x0, box.y0], np.float64) * box.scale
+    return CropMotion(points, keypoints, warp_pose(pose, box.scale, offset), expression)
+
+
+class FaceRenderer(Protocol):
+    name: str
+
+    def prepare(self, crop: np.ndarray, source: CropMotion) -> object:
+        """Everything that depends on the source only (cached per run)."""
+
+    def render(self, prepared: object, target: CropMotion) -> np.ndarray:
+        """(N, R, R, 3) uint8 RGB crops of the source face moved to `target`."""
+
+
+class WarpFaceRenderer:
+    """Training-free: warps the source crop along the face mesh."""
+
+    name = "warp"
+
+    def __init__(self) -> None:
+        from ..renderers.warp import WarpRenderer
+
+        self._warp = WarpRenderer()
+
+    def prepare(self, crop: np.ndarray, source: CropMotion) -> object:
+        return self._warp.prepare(crop, source.points[0])
+
+    def render(self, prepared: object, target: CropMotion) -> np.ndarray:
+        return self._warp.render(prepared, target.points)
+
+
+def find_generator_weights(explicit: Path | None) -> Path | None:
+    """`--weights`, else a generator file in the user weights directory, else None."""
+    from ..model.checkpoints import resolve_generator_weights
+
+    if explicit is not None:
+        if not explicit.is_file():
+            raise F2FError(f"{explicit}: no such weights file")
+        return explicit
+    try:
+        return resolve_generator_weights(None)
+    except InputError:
+        return None
+
+
+def choose_renderer(name: str, weights: Path | None) -> tuple[str, Path | None]:
+    """Resolve `auto`: neural when weights are available, else warp."""
+    from ..model.checkpoints import NO_WEIGHTS_MESSAGE
+
+    if name not in RENDERERS:
+        raise F2FError(f"unknown renderer {name!r}; choose from {', '.join(RENDERERS)}")
+    found = find_generator_weights(weights)
+    if name == "neural" and found is None:
+        raise F2FError(NO_WEIGHTS_MESSAGE.format(dir=user_weights_dir())
+                       + "; --renderer warp needs no weights")
+    if name == "auto":
+        return ("neural", found) if found is not None else ("warp", None)
+    return name, found

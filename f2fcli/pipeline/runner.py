@@ -1,0 +1,265 @@
+"""`f2f reenact`: source + driving motion -> rendered, pasted-back, encoded video, in chunks.
+
+Data flow: driving video -> track (decoded once) -> motion on the source -> render in
+chunks of `batch_size` -> paste-back -> encode. Encoding runs in a background thread, so the
+encoder works while the next chunk renders; memory holds a few chunks, whatever the length.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+import cv2
+import numpy as np
+
+from ..errors import F2FError, InputError
+from ..io.atomic import check_output_path
+from ..io.video import VideoReader
+from ..io.writer import EncoderSettings, VideoWriter, write_video
+from ..tracking.face_model import FaceModel
+from ..tracking.track import Track, load_track
+from ..tracking.video_track import TrackOptions, track_video
+from .motion import MotionOptions, drive
+from .paste import PasteBack
+from .renderer import FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion
+from .source import SourceCache, SourceOptions, default_cache_dir, load_source
+
+
+class Progress(Protocol):
+    def info(self, message: str) -> None: ...
+
+    def debug(self, message: str) -> None: ...
+
+    def progress(self, description: str, total: int | None) -> Any: ...
+
+
+class _Silent:
+    def info(self, message: str) -> None:
+        pass
+
+    def debug(self, message: str) -> None:
+        pass
+
+    def progress(self, description: str, total: int | None) -> Any:
+        from ..console import Reporter
+
+        return Reporter(verbosity=-1).progress(description, total)
+
+
+@dataclass(frozen=True)
+class ReenactOptions:
+    """Everything `f2f reenact` can be told. `audio`: "driving", "none" or a file path."""
+
+    source: SourceOptions = SourceOptions()
+    motion: MotionOptions = MotionOptions()
+    driver: TrackOptions = TrackOptions()
+    renderer: str = "auto"
+    weights: Path | None = None
+    device: str = "cpu"
+    fp16: bool = False
+    batch_size: int = 8
+    paste_back: bool = True
+    output_size: tuple[int, int] | None = None
+    audio: str = "driving"
+    encoder: EncoderSettings = EncoderSettings()
+    overwrite: bool = False
+    cache_dir: Path | None = None
+    use_cache: bool = True
+
+
+@dataclass
+class ReenactResult:
+    output: Path
+    frames: int
+    fps: Fraction
+    renderer: str
+    cache_hit: bool
+    ref_frame: int
+    faces_found: int
+    audio: str | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        total = sum(self.seconds.values())
+        return {"output": str(self.output), "frames": self.frames,
+                "fps": f"{self.fps.numerator}/{self.fps.denominator}",
+                "renderer": self.renderer, "source_cache_hit": self.cache_hit,
+                "ref_frame": self.ref_frame, "driver_faces_found": self.faces_found,
+                "filled_frames": self.frames - self.faces_found, "audio": self.audio,
+                "throughput_fps": round(self.frames / total, 2) if total else None,
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+
+
+class _BackgroundEncoder:
+    """Feeds a VideoWriter from a thread; a bounded queue keeps memory flat.
+
+    Used as a context manager inside `write_video`, so the thread has stopped before the
+    writer finishes or aborts.
+    """
+
+    def __init__(self, writer: VideoWriter, depth: int = 2) -> None:
+        self._writer = writer
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="f2f-encoder", daemon=True)
+
+    def __enter__(self) -> "_BackgroundEncoder":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None or self._stop.is_set():
+                continue
+            try:
+                for frame, pts in zip(*item):
+                    self._writer.write(frame, int(pts))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                self._error = exc
+
+    def put(self, frames: list[np.ndarray], pts: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((frames, pts))
+
+    def __exit__(self, exc_type: type | None, *_: object) -> None:
+        if exc_type is not None:
+            self._stop.set()
+            while not self._queue.empty():
+                self._queue.get_nowait()
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+
+def load_driver(driving: Path, options: TrackOptions, log: Progress) -> tuple[Track, bool]:
+    """The driving motion: a track file as is, or a video tracked now. (track, is_video)"""
+    if driving.suffix.lower() == ".npz":
+        return load_track(driving), False
+    reader = VideoReader(driving)
+    with log.progress("tracking driver", reader.info.frame_count) as bar:
+        track, stats = track_video(driving, options, bar.advance, reader=reader)
+    log.debug(f"driver tracking: {stats.to_dict()}")
+    return track, True
+
+
+def _audio_source(option: str, driving: Path, driving_is_video: bool) -> Path | None:
+    if option == "none":
+        return None
+    if option == "driving":
+        if not driving_is_video:
+            return None
+        return driving if VideoReader(driving).info.has_audio else None
+    path = Path(option)
+    if not path.is_file():
+        raise InputError(f"{path}: no such audio file")
+    return path
+
+
+def _chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+class Resources:
+    """Things worth keeping between jobs of one process: the face model and renderers."""
+
+    def __init__(self) -> None:
+        self._model: FaceModel | None = None
+        self._renderers: dict[tuple, FaceRenderer] = {}
+
+    @property
+    def model(self) -> FaceModel:
+        if self._model is None:
+            self._model = FaceModel.canonical()
+        return self._model
+
+    def renderer(self, name: str, weights: Path | None, options: ReenactOptions) -> FaceRenderer:
+        key = (name, weights, options.device, options.fp16)
+        if key not in self._renderers:
+            if name == "warp":
+                self._renderers[key] = WarpFaceRenderer()
+            else:
+                from .neural import NeuralFaceRenderer
+
+                self._renderers[key] = NeuralFaceRenderer(weights, options.device, options.fp16)
+        return self._renderers[key]
+
+
+def reenact(source_path: Path, driving: Path, output: Path,
+            options: ReenactOptions = ReenactOptions(), log: Progress | None = None,
+            resources: Resources | None = None) -> ReenactResult:
+    """Animate the face in `source_path` with the motion of `driving` into `output`."""
+    log = log or _Silent()
+    resources = resources or Resources()
+    options.encoder.validate_for(output)
+    check_output_path(output, options.overwrite)
+    if options.batch_size < 1:
+        raise F2FError("batch size must be at least 1")
+    renderer_name, weights = choose_renderer(options.renderer, options.weights)
+    log.info(f"renderer: {renderer_name}" + (f" ({weights})" if weights else
+                                             " (training-free; no neural weights given)"))
+    cv2.setNumThreads(1)
+    seconds: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    model = resources.model
+    cache = (SourceCache(options.cache_dir or default_cache_dir()) if options.use_cache else None)
+    source, cache_hit = load_source(source_path, options.source, model, cache, log.debug)
+    if source.faces_seen > 1:
+        log.info(f"{source_path}: {source.faces_seen} faces; using face "
+                 f"{options.source.selection.index} by size (--face-index/--face-box choose)")
+    seconds["source"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    track, driving_is_video = load_driver(driving, options.driver, log)
+    seconds["driver_tracking"] = time.perf_counter() - t0
+    audio = _audio_source(options.audio, driving, driving_is_video)
+    try:
+        motion = drive(source, track, options.motion)
+    except ValueError as exc:
+        raise F2FError(str(exc)) from exc
+
+    t0 = time.perf_counter()
+    renderer = resources.renderer(renderer_name, weights, options)
+    box = source.box
+    crop = source.crop()
+    prepared = renderer.prepare(crop, crop_motion(model, source, box, source.pose[None],
+                                                  source.expression[None]))
+    paste = PasteBack(source.image, box) if options.paste_back else None
+    seconds["prepare"] = time.perf_counter() - t0
+
+    render_s = 0.0
+    t_start = time.perf_counter()
+    with write_video(output, track.fps, options.encoder, track.time_base, audio,
+                     options.overwrite) as writer, _BackgroundEncoder(writer) as encoder:
+        with log.progress("rendering", len(track)) as bar:
+            for part in _chunks(len(track), options.batch_size):
+                t0 = time.perf_counter()
+                target = crop_motion(model, source, box, motion.pose[part],
+                                     motion.expression[part])
+                frames = list(renderer.render(prepared, target))
+                if paste is not None:
+                    frames = [paste(frame) for frame in frames]
+                if options.output_size is not None:
+                    frames = [cv2.resize(f, options.output_size, interpolation=cv2.INTER_AREA)
+                              for f in frames]
+                render_s += time.perf_counter() - t0
+                encoder.put(frames, track.pts[part])
+                bar.advance(part.stop - part.start)
+    seconds["render"] = render_s
+    seconds["encode_wait"] = time.perf_counter() - t_start - render_s
+    return ReenactResult(output, len(track), track.fps, renderer_name, cache_hit,
+                         motion.ref_frame, int(track.found.sum()),
+                         None if audio is None else str(audio), seconds)

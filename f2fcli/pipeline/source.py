@@ -1,0 +1,206 @@
+"""The source photo: find and fit its face once, crop it, and cache the result on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
+
+from .. import __version__
+from ..errors import InputError
+from ..io.atomic import atomic_output
+from ..io.image import read_image
+from ..tracking.detector import FaceDetector
+from ..tracking.face_model import FaceModel
+from ..tracking.fitting import fit_image
+from ..tracking.landmarks import BlendshapeModel, FaceLandmarker, roi_from_detection
+from ..tracking.tracker import FaceSelection, select_face
+from ..tracking.video_track import model_hashes
+from .crop import CropBox, face_crop_box
+
+CACHE_FORMAT = 1
+_ARRAYS = ("landmarks", "scores", "identity", "identity_detail", "pose", "expression")
+
+
+@dataclass
+class SourceFace:
+    """The source face: where it is, its crop, and its face-model fit (image pixels)."""
+
+    image: np.ndarray
+    box: CropBox
+    landmarks: np.ndarray
+    scores: np.ndarray
+    identity: np.ndarray
+    identity_detail: np.ndarray
+    pose: np.ndarray
+    expression: np.ndarray
+    faces_seen: int = 1
+
+    def crop(self) -> np.ndarray:
+        return self.box.cut(self.image)
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """What determines a source analysis (and so its cache key)."""
+
+    crop_scale: float = 2.0
+    res: int = 512
+    selection: FaceSelection = FaceSelection()
+    threads: int | None = None
+
+    def key_fields(self) -> dict[str, object]:
+        return {"crop_scale": self.crop_scale, "res": self.res,
+                "face_index": self.selection.index, "face_box": self.selection.box}
+
+
+def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
+                   name: str = "source") -> SourceFace:
+    """Detect, landmark and fit the chosen face of a still image."""
+    faces = FaceDetector(threads=options.threads)(image)
+    face = select_face(faces, options.selection)
+    if face is None:
+        which = "" if not faces else f" (found {len(faces)}, asked for index {options.selection.index})"
+        raise InputError(f"{name}: no face found{which}")
+    landmarks = FaceLandmarker(threads=options.threads)(image, roi_from_detection(face))
+    if not landmarks.present:
+        raise InputError(f"{name}: a face was detected but its landmarks could not be found")
+    scores = BlendshapeModel(threads=options.threads)(landmarks.points)
+    fit = fit_image(model, landmarks.points, scores)
+    return SourceFace(
+        image=image,
+        box=face_crop_box(landmarks.points, options.crop_scale, options.res),
+        landmarks=landmarks.points.astype(np.float32),
+        scores=np.asarray(scores, np.float32),
+        identity=fit.identity.s.astype(np.float32),
+        identity_detail=fit.identity.detail.astype(np.float32),
+        pose=fit.hp[0].astype(np.float32),
+        expression=fit.expression[0].astype(np.float32),
+        faces_seen=len(faces),
+    )
+
+
+def default_cache_dir() -> Path:
+    """$F2F_CACHE_DIR, else the platform's user cache directory."""
+    env = os.environ.get("F2F_CACHE_DIR")
+    if env:
+        return Path(env)
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "f2f"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "f2f" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "f2f"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    path: Path
+    source: str
+    size: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": str(self.path), "source": self.source, "bytes": self.size}
+
+
+class SourceCache:
+    """Source analyses on disk, keyed by content hash, options, models and f2f version.
+
+    Entries are safetensors files (no pickle). An entry that fails to load or validate is
+    deleted and rebuilt, never trusted.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory / "sources"
+
+    def key(self, content_sha256: str, options: SourceOptions, extra: dict | None = None) -> str:
+        fields = {"content": content_sha256, "options": options.key_fields(),
+                  "models": model_hashes(), "f2f": __version__, "format": CACHE_FORMAT,
+                  **(extra or {})}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
+
+    def path(self, key: str, kind: str = "fit") -> Path:
+        return self.directory / f"{key}.{kind}.safetensors"
+
+    def load_arrays(self, key: str, kind: str = "fit") -> tuple[dict[str, np.ndarray], dict] | None:
+        path = self.path(key, kind)
+        if not path.is_file():
+            return None
+        try:
+            return load_file(str(path)), _read_meta(path)
+        except Exception:  # noqa: BLE001 - any damage means: rebuild
+            path.unlink(missing_ok=True)
+            return None
+
+    def store_arrays(self, key: str, arrays: dict[str, np.ndarray], meta: dict,
+                     kind: str = "fit") -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with atomic_output(self.path(key, kind), overwrite=True) as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp),
+                      metadata={"f2f": json.dumps(meta)})
+
+    def entries(self) -> list[CacheEntry]:
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in sorted(self.directory.glob("*.safetensors")):
+            try:
+                source = _read_meta(path).get("source", "?")
+            except Exception:  # noqa: BLE001 - list damaged entries too, so they can be cleared
+                source = "(damaged)"
+            found.append(CacheEntry(path, source, path.stat().st_size))
+        return found
+
+    def clear(self) -> int:
+        entries = list(self.directory.glob("*.safetensors")) if self.directory.is_dir() else []
+        for path in entries:
+            path.unlink(missing_ok=True)
+        return len(entries)
+
+
+def _read_meta(path: Path) -> dict:
+    with safe_open(str(path), framework="numpy") as handle:
+        return json.loads(handle.metadata()["f2f"])
+
+
+def load_source(path: Path, options: SourceOptions, model: FaceModel, cache: SourceCache | None,
+                log: Callable[[str], None] = lambda m: None) -> tuple[SourceFace, bool]:
+    """The analysed source, from the cache when possible. Returns (source, cache_hit)."""
+    image = read_image(path)
+    key = cache.key(file_sha256(path), options) if cache is not None else None
+    if cache is not None:
+        cached = cache.load_arrays(key)
+        if cached is not None and _valid(cached[0]):
+            arrays, meta = cached
+            log(f"source cache hit: {cache.path(key)}")
+            box = CropBox(**meta["box"])
+            return SourceFace(image=image, box=box, faces_seen=int(meta["faces_seen"]),
+                              **{name: arrays[name] for name in _ARRAYS}), True
+    source = analyse_source(image, options, model, name=str(path))
+    if cache is not None:
+        meta = {"source": str(path), "box": source.box.to_dict(), "faces_seen": source.faces_seen}
+        cache.store_arrays(key, {name: getattr(source, name) for name in _ARRAYS}, meta)
+        log(f"source cache stored: {cache.path(key)}")
+    return source, False
+
+
+def _valid(arrays: dict[str, np.ndarray]) -> bool:
+    shapes = {"landmarks": (478, 3), "scores": (52,), "identity": (50,),
+              "identity_detail": (468, 3), "pose": (6,), "expression": (51,)}
+    return all(name in arrays and arrays[name].shape == shape and np.isfinite(arrays[name]).all()
+               for name, shape in shapes.items())

@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import InputError
 from ..io.atomic import atomic_output
 from ..io.image import read_image
-from ..tracking.detector import FaceDetector
+from ..tracking.detector import FaceDetector, detect_tiled
 from ..tracking.face_model import FaceModel
 from ..tracking.fitting import fit_image
 from ..tracking.landmarks import BlendshapeModel, FaceLandmarker, roi_from_detection
@@ -65,7 +65,7 @@ class SourceOptions:
 def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
                    name: str = "source") -> SourceFace:
     """Detect, landmark and fit the chosen face of a still image."""
-    faces = FaceDetector(threads=options.threads)(image)
+    faces = detect_tiled(FaceDetector(threads=options.threads), image)
     face = select_face(faces, options.selection)
     if face is None:
         which = "" if not faces else f" (found {len(faces)}, asked for index {options.selection.index})"

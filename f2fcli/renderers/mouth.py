@@ -1,0 +1,127 @@
+"""Mouth interior for the warp renderer: a dark cavity where the driven mouth opens wider.
+
+The warp maps the lips' own texture with the lips; the part of the driven
+mouth opening that the source does not have is painted here.  The colour is
+derived from the source's lips (so a greyscale photo gets a grey cavity and
+a painting keeps its palette): darkest in the middle of the opening,
+lighter and redder towards the lips, with a faint shadow under the upper
+lip and, optionally, a dim band of upper teeth.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_SHIFT = 4
+_SUB = float(1 << _SHIFT)
+
+
+def region_colour(image: np.ndarray, outer: np.ndarray, inner: np.ndarray | None = None
+                  ) -> np.ndarray | None:
+    """Median RGB (3,) float of the pixels inside polygon ``outer`` and outside ``inner``."""
+    h, w = image.shape[:2]
+    lo = np.floor(np.clip(outer.min(0), 0, [w - 1, h - 1])).astype(int)
+    hi = np.ceil(np.clip(outer.max(0), 0, [w - 1, h - 1])).astype(int) + 1
+    if np.any(hi - lo < 2):
+        return None
+    mask = np.zeros((hi[1] - lo[1], hi[0] - lo[0]), np.uint8)
+    cv2.fillPoly(mask, [np.rint((outer - lo) * _SUB).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
+    if inner is not None and len(inner) >= 3:
+        cv2.fillPoly(mask, [np.rint((inner - lo) * _SUB).astype(np.int32)], 0, cv2.LINE_8,
+                     _SHIFT)
+    pix = image[lo[1]:hi[1], lo[0]:hi[0]][mask > 0]
+    if len(pix) < 4:
+        return None
+    return np.median(pix.reshape(-1, 3).astype(np.float64), axis=0)
+
+
+def cavity_colours(lip: np.ndarray | None, skin: np.ndarray | None, edge_gain: float,
+                   core_gain: float, teeth_gain: float,
+                   override: tuple[int, int, int] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(edge, core, teeth) RGB float colours of the cavity from the source's lips and skin."""
+    if lip is None:
+        lip = np.array([150.0, 80.0, 80.0]) if skin is None else skin * np.array([1.0, 0.7, 0.7])
+    lip = np.asarray(lip, np.float64)
+    if override is not None:
+        base = np.asarray(override, np.float64)
+        return base * 1.6, base, np.clip(base * 4.0 + 40.0, 0, 255)
+    # push the hue a little towards red-brown, but only as far as the source is
+    # coloured at all: a grey photo gives a grey cavity
+    grey = lip.mean()
+    sat = float(np.ptp(lip)) / max(grey, 1.0)
+    warm = np.array([1.08, 0.9, 0.86])
+    tint = 1.0 + np.clip(sat * 2.0, 0.0, 1.0) * (warm - 1.0)
+    edge = np.clip(lip * tint * edge_gain, 0, 255)
+    core = np.clip(lip * tint * core_gain, 0, 255)
+    ref = np.asarray(skin if skin is not None else lip, np.float64)
+    # teeth: a light, slightly warm tone from the source's skin, dimmed (they sit in shadow)
+    light = 0.55 * ref + 0.45 * ref.max()
+    teeth = np.clip(light * teeth_gain, 0, 255)
+    return edge, core, teeth
+
+
+def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strength: float,
+                colours: tuple[np.ndarray, np.ndarray, np.ndarray], feather: float,
+                teeth: float = 0.0) -> None:
+    """Paint the cavity bounded by polylines ``upper``/``lower`` (each (n, 2), same ends) in place.
+
+    ``strength`` in [0, 1] scales the whole fill (0 = nothing); ``feather``
+    is the edge blur in pixels; ``teeth`` in [0, 1] the opacity of the
+    upper-teeth band.
+    """
+    if strength <= 0.0:
+        return
+    h, w = image.shape[:2]
+    poly = np.concatenate([upper, lower[::-1]], 0)
+    gaps = np.linalg.norm(lower - upper, axis=1)
+    height = float(gaps.max())
+    width = float(np.linalg.norm(upper[-1] - upper[0]))
+    if height <= 0.0 or not np.all(np.isfinite(poly)):
+        return
+    margin = int(np.ceil(3.0 * feather + 0.5 * height + 3))
+    lo = np.floor(poly.min(0)).astype(int) - margin
+    hi = np.ceil(poly.max(0)).astype(int) + margin + 1
+    lo = np.maximum(lo, 0)
+    hi = np.minimum(hi, [w, h])
+    if np.any(hi - lo < 2):
+        return
+    rw, rh = int(hi[0] - lo[0]), int(hi[1] - lo[1])
+    mask = np.zeros((rh, rw), np.uint8)
+    cv2.fillPoly(mask, [np.rint((poly - lo) * _SUB).astype(np.int32)], 255, cv2.LINE_AA, _SHIFT)
+    alpha = mask.astype(np.float32) * (1.0 / 255.0)
+    if feather > 0.0:
+        alpha = cv2.GaussianBlur(alpha, (0, 0), feather)
+    # depth cue: distance into the opening, from a blurred copy of the mask
+    sigma = max(1.0, 0.2 * height)
+    core = cv2.GaussianBlur(alpha, (0, 0), sigma)
+    core = np.clip((core - 0.2) * 2.5, 0.0, 1.0)
+    edge_c, core_c, teeth_c = colours
+    colour = edge_c[None, None, :] + core[..., None] * (core_c - edge_c)[None, None, :]
+    # shadow under the upper lip: a copy of the upper edge pulled down a little
+    down = lower.mean(0) - upper.mean(0)
+    nd = np.linalg.norm(down)
+    down = down / nd if nd > 1e-6 else np.array([0.0, 1.0])
+    if teeth > 0.0 and height > 2.0:
+        band = min(0.35 * height, 0.12 * width)
+        shifted = _shift(alpha, down * band)
+        tmask = np.clip(alpha - shifted, 0.0, 1.0)
+        # teeth fade in only once the mouth is open enough to show them
+        tmask *= teeth * float(np.clip((height - 0.08 * width) / (0.1 * width), 0.0, 1.0))
+        tmask = cv2.GaussianBlur(tmask, (0, 0), max(0.6, 0.15 * band))
+        colour += tmask[..., None] * (teeth_c - colour)
+    shadow = _shift(alpha, down * max(1.0, 0.15 * height))
+    shade = 1.0 - 0.35 * np.clip(alpha - shadow, 0.0, 1.0)
+    colour *= shade[..., None]
+    alpha *= float(strength)
+    roi = image[lo[1]:hi[1], lo[0]:hi[0]]
+    out = roi.astype(np.float32)
+    out += alpha[..., None] * (colour - out)
+    roi[...] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _shift(img: np.ndarray, d: np.ndarray) -> np.ndarray:
+    m = np.array([[1.0, 0.0, d[0]], [0.0, 1.0, d[1]]], np.float32)
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)

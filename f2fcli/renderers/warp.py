@@ -1,0 +1,533 @@
+"""The `warp` renderer: no learned weights, the source crop warped along the face mesh.
+
+Given the source face mesh (468 FaceMesh vertices in crop pixels, with
+relative depth) and driven meshes of the same face, every output frame is
+the source crop resampled through a dense backward map (output pixel ->
+source pixel) that is piecewise affine over a *render mesh*:
+
+* **Face**: the 468-vertex mesh's own triangles, minus those spanning the
+  eye openings and the mouth opening, which are rebuilt below.  Triangles
+  are drawn far to near (painter's order on the driven depth), so when the
+  head turns its far side folds *behind* the near side instead of smearing
+  over it (``cull_backfaces`` also drops triangles whose winding flips).
+  Where the map jumps (silhouettes, lid and lip lines) the pixel staircase
+  of the rasteriser is anti-aliased with a 3x3 blur along the jump.
+* **Background**: rings of extra vertices on rays from the face centre
+  through each face-contour vertex, out to the crop border.  A ring vertex
+  moves by the displacement of its contour vertex times a smooth falloff
+  (1 up to ``plateau`` of the way, 0 at ``falloff`` face radii or a few
+  pixels inside the border, whichever is nearer); the outermost ring sits
+  on the crop border and never moves, nor do the pixels outside all rings
+  (the corners).  Hair and neck next to the face follow the head, the field
+  is continuous across the contour (the rings share its vertices) and the
+  crop border stays still for the feathered paste-back.
+* **Eyes**: the strip between the lids is drawn *behind* the face
+  triangles, with its own copies of the lid vertices.  Where the driven
+  lid gap is smaller than the source's, those copies get virtual source
+  positions (``eye_mode``): by default the opening shows the middle band of
+  the source eye at its own scale, so the lids cover the eye rather than
+  squashing the iris, and the lid skin above stretches down over it.  A
+  lid pushed past its partner is clamped onto it.
+* **Mouth**: the strip between the inner-lip loops is split into an upper
+  band that carries most of the source's own opening (upper teeth) with
+  the upper lip, a lower band that carries the rest with the lower lip and,
+  where the driven mouth is more open than the source, a middle band that
+  is painted as a dark cavity (``mouth.py``) instead of stretching lip
+  texture.  Lips that the driver closes close with the mesh.
+
+The map is evaluated at full resolution in the box around the driven face
+and at ``background_scale`` elsewhere (upsampled bilinearly: the field is
+continuous and smooth there), then applied with one ``cv2.remap``;
+identical source and target meshes give the source back exactly.
+A ``PreparedSource`` holds scratch buffers: render one at a time with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from ..tracking import keypoints as kp
+from ..tracking.face_model import FaceModel
+from . import mouth as mouth_fill
+from .mesh_raster import FieldEvaluator, affine_displacements, signed_areas
+
+N_MESH = 468
+EYE_MODES = ("centre", "cover", "squash")
+"""How the strip between the lids maps when the driven eye is narrower than the source's:
+``centre`` shows the middle band of the source eye at full scale (the lids cover top and
+bottom; closing ends on the iris line), ``cover`` the band above the lower lid (the upper
+lid slides down over a still eye), ``squash`` the whole source eye compressed."""
+
+# Lid pairs (upper, lower) without the shared corners, and the corners that
+# run image-left -> image-right in an upright face.
+_EYES = (
+    (kp.UPPER_LID_R[1:-1], kp.LOWER_LID_R[1:-1], (kp.UPPER_LID_R[0], kp.UPPER_LID_R[-1])),
+    (kp.UPPER_LID_L[1:-1], kp.LOWER_LID_L[1:-1], (kp.UPPER_LID_L[-1], kp.UPPER_LID_L[0])),
+)
+_LIP_UP = np.array(kp.LIP_INNER_UPPER)
+_LIP_LO = np.array(kp.LIP_INNER_LOWER)
+_LIP_CORNERS = (kp.LIP_INNER_UPPER[0], kp.LIP_INNER_UPPER[-1])
+
+
+@dataclass(frozen=True)
+class WarpSettings:
+    """Tunables of the warp renderer (pixel sizes are for a 512 crop and scale with it)."""
+
+    background_scale: float = 0.25  # resolution of the (smooth) background field vs the crop
+    face_margin: float = 6.0  # px beyond the driven face's box evaluated at full resolution
+    falloff: float = 0.9  # background motion fades out over this many face radii
+    plateau: float = 0.3  # share of that distance that moves fully with the head (hair, neck)
+    ring_fractions: tuple[float, ...] = (0.15, 0.3, 0.5, 0.7, 0.85, 1.0)
+    eye_mode: str = "centre"  # how a narrowed eye shows the source eye, see EYE_MODES
+    eye_centre: float = 0.5  # 'centre' mode: height of the kept band in the source opening
+    mouth_fill: bool = True  # paint the cavity of a mouth opened wider than the source's
+    mouth_color: tuple[int, int, int] | None = None  # RGB cavity core; None: from the lips
+    mouth_edge_gain: float = 0.42  # cavity colour near the lips, times the lip colour
+    mouth_core_gain: float = 0.15  # cavity colour in the middle, times the lip colour
+    mouth_feather: float = 1.0  # edge blur of the cavity, px
+    mouth_min_opening: float = 1.0  # extra opening (px) below which nothing is painted
+    mouth_split: float = 0.65  # share of the source's own opening that stays with the upper lip
+    teeth: float = 0.3  # opacity of the dim upper-teeth band in a wide-open mouth (0 = off)
+    teeth_gain: float = 0.8  # teeth brightness relative to a light tone of the source's skin
+    edge_smoothing: bool = True  # anti-alias the field's folds (silhouettes, lid and lip lines)
+    min_area: float = 0.02  # driven triangles smaller than this (px^2) are not drawn
+    cull_backfaces: bool = False  # drop face triangles whose winding flips (else depth order only)
+
+    def __post_init__(self) -> None:
+        if self.eye_mode not in EYE_MODES:
+            raise ValueError(f"eye_mode must be one of {EYE_MODES}, got {self.eye_mode!r}")
+        fr = np.asarray(self.ring_fractions, np.float64)
+        if fr.ndim != 1 or len(fr) == 0 or np.any(np.diff(fr) <= 0) or fr[0] <= 0:
+            raise ValueError("ring_fractions must be increasing and positive")
+        if not 0.0 < self.background_scale <= 1.0:
+            raise ValueError("background_scale must be in (0, 1]")
+
+
+@dataclass(repr=False)
+class PreparedSource:
+    """Everything about the source that the frames share (built by ``WarpRenderer.prepare``)."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    points: np.ndarray  # (468, 3) source mesh, crop pixels
+    src_xy: np.ndarray  # (V, 2) source position of every render vertex (frame-independent part)
+    face_tris: np.ndarray  # (F, 3) face triangles (depth-sorted per frame)
+    interior_tris: np.ndarray  # (E, 3) eye and mouth strips, drawn behind the face
+    ring_tris: np.ndarray  # (G, 3) background triangles, drawn first
+    boundary: np.ndarray  # (B,) face-contour vertex indices, in loop order
+    ring_weights: np.ndarray  # (K,) falloff of each ring beyond the contour
+    ring_src: np.ndarray  # (K, B, 2) source positions of the ring vertices
+    orientation: float  # +1 / -1: winding sign of front-facing triangles
+    eye_dups: list  # per eye: render indices of the duplicated (upper, lower) lid vertices
+    mouth_mu: np.ndarray  # (11,) render indices of the upper cavity edge (corners included)
+    mouth_ml: np.ndarray  # (11,) render indices of the lower cavity edge
+    colours: tuple  # cavity colours (edge, core, teeth)
+    teeth_share: float  # 1 for a closed source mouth, 0 where the source already shows teeth
+    scale_px: float  # crop size / 512
+    evaluator: FieldEvaluator | None = None
+
+    def __repr__(self) -> str:
+        h, w = self.image.shape[:2]
+        return f"PreparedSource({w}x{h}, {len(self.src_xy)} render vertices)"
+
+
+class WarpRenderer:
+    """Training-free renderer: warps the source crop along the driven face mesh."""
+
+    def __init__(self, settings: WarpSettings = WarpSettings()) -> None:
+        self.settings = settings
+        self._triangles, self._boundary = _mesh_topology()
+
+    # ------------------------------------------------------------------ prepare
+
+    def prepare(self, source: np.ndarray, source_points: np.ndarray) -> PreparedSource:
+        """Precompute everything that depends on the source only."""
+        image = np.ascontiguousarray(source)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"source must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        pts = np.asarray(source_points, np.float64)
+        if pts.ndim != 2 or pts.shape[0] < N_MESH or pts.shape[1] != 3:
+            raise ValueError(f"source_points must be (468, 3), got {pts.shape}")
+        pts = pts[:N_MESH]
+        if not np.all(np.isfinite(pts)):
+            raise ValueError("source_points contain non-finite values")
+        s = self.settings
+        h, w = image.shape[:2]
+        tris = self._triangles
+        xy = pts[:, :2]
+
+        # --- split the mesh: eye strips, mouth strip, the rest
+        eye_sets = [set(u) | set(lo) | set(c) for u, lo, c in _EYES]
+        mouth_set = set(kp.LIP_INNER_UPPER) | set(kp.LIP_INNER_LOWER)
+        in_eye = [np.all(np.isin(tris, list(es)), 1) for es in eye_sets]
+        in_mouth = np.all(np.isin(tris, list(mouth_set)), 1)
+        face_tris = tris[~(in_eye[0] | in_eye[1] | in_mouth)]
+        areas = signed_areas(xy, face_tris)
+        orientation = 1.0 if areas.sum() >= 0 else -1.0
+
+        n_vert = N_MESH
+        extra_src: list[np.ndarray] = []
+        interior: list[np.ndarray] = []
+
+        # --- eyes: the strip between the lids gets its own copies of the lid
+        # vertices, so that its source positions can differ from the lids'
+        eye_dups = []
+        for (upper, lower, _corners), mask in zip(_EYES, in_eye):
+            lids = list(upper) + list(lower)
+            dup = {v: n_vert + i for i, v in enumerate(lids)}
+            n_vert += len(lids)
+            extra_src.append(xy[lids])
+            strip = tris[mask].copy()
+            strip = np.vectorize(lambda v: dup.get(int(v), int(v)))(strip)
+            interior.append(strip)
+            eye_dups.append((np.array([dup[v] for v in upper]),
+                             np.array([dup[v] for v in lower])))
+
+        # --- mouth: upper band, cavity, lower band
+        mu = np.empty(11, np.int64)
+        ml = np.empty(11, np.int64)
+        mu[0] = ml[0] = _LIP_UP[0]
+        mu[-1] = ml[-1] = _LIP_UP[-1]
+        mu[1:-1] = n_vert + np.arange(9)
+        ml[1:-1] = n_vert + 9 + np.arange(9)
+        n_vert += 18
+        sp = min(max(s.mouth_split, 0.0), 1.0)
+        mid = (1.0 - sp) * xy[_LIP_UP[1:-1]] + sp * xy[_LIP_LO[1:-1]]
+        extra_src.append(mid)
+        extra_src.append(mid)
+        mouth_tris = []
+        for a, b in ((_LIP_UP, mu), (mu, ml), (ml, _LIP_LO)):
+            for j in range(10):
+                quad = (a[j], a[j + 1], b[j + 1], b[j])
+                for t in ((quad[0], quad[1], quad[2]), (quad[0], quad[2], quad[3])):
+                    if len(set(int(v) for v in t)) == 3:
+                        mouth_tris.append(t)
+        mouth_tris = np.array(mouth_tris, np.int64)
+        # winding: lay the strip out open (upper row above lower) and match the face
+        layout = np.zeros((n_vert, 2))
+        for j in range(11):
+            for idx, y in ((_LIP_UP[j], 0.0), (mu[j], 1.0), (ml[j], 2.0), (_LIP_LO[j], 3.0)):
+                corner = j in (0, 10)
+                layout[idx] = (j, 1.5 if corner else y)
+        flip = signed_areas(layout, mouth_tris) * orientation < 0
+        mouth_tris[flip] = mouth_tris[flip][:, [0, 2, 1]]
+        interior.append(mouth_tris)
+
+        # --- background rings
+        boundary = self._boundary
+        b_xy = xy[boundary]
+        centre = b_xy.mean(0)
+        rel = b_xy - centre
+        radius = np.linalg.norm(rel, axis=1)
+        face_r = float(radius.mean())
+        d = rel / np.maximum(radius, 1e-9)[:, None]
+        t_exit, cos = _ray_exit(centre, d, w, h)
+        scale = min(max(s.background_scale, 4.0 / min(h, w)), 1.0)
+        # motion ends this far (px) inside the border, so the coarse grid keeps it still
+        margin = 2.5 / scale
+        room = np.maximum(t_exit - radius - margin / np.maximum(cos, 0.25), 0.0)
+        reach = np.maximum(np.minimum(room, s.falloff * face_r), 1e-3)
+        fr = np.asarray(s.ring_fractions, np.float64)
+        ring_src = [b_xy + f * reach[:, None] * d for f in fr]
+        pl = min(max(s.plateau, 0.0), 0.95)
+        weights = [1.0 - _smoothstep((f - pl) / (1.0 - pl)) for f in fr]
+        # the crop border itself: fixed
+        ring_src.append(centre + np.maximum(t_exit, radius)[:, None] * d)
+        weights.append(0.0)
+        ring_src = np.stack(ring_src)
+        ring_w = np.asarray(weights)
+        nb = len(boundary)
+        ring_idx = [boundary]
+        for k in range(len(ring_src)):
+            ring_idx.append(n_vert + k * nb + np.arange(nb))
+            extra_src.append(ring_src[k])
+        n_vert += len(ring_src) * nb
+        ring_tris = []
+        for k in range(len(ring_idx) - 1):
+            a, b = ring_idx[k], ring_idx[k + 1]
+            for i in range(nb):
+                i1 = (i + 1) % nb
+                ring_tris.append((a[i], a[i1], b[i1]))
+                ring_tris.append((a[i], b[i1], b[i]))
+        ring_tris = np.array(ring_tris, np.int64)
+        src_xy = np.concatenate([xy] + extra_src, 0)
+        flip = signed_areas(src_xy, ring_tris) * orientation < 0
+        ring_tris[flip] = ring_tris[flip][:, [0, 2, 1]]
+
+        # --- cavity colours from the source's lips and cheeks
+        outer = np.concatenate([xy[list(kp.LIP_OUTER_UPPER)], xy[list(kp.LIP_OUTER_LOWER)][::-1]])
+        inner = np.concatenate([xy[_LIP_UP], xy[_LIP_LO][::-1]])
+        lip = mouth_fill.region_colour(image, outer, inner)
+        skin = mouth_fill.region_colour(image, xy[boundary])
+        colours = mouth_fill.cavity_colours(lip, skin, s.mouth_edge_gain, s.mouth_core_gain,
+                                            s.teeth_gain, s.mouth_color)
+
+        # synthetic teeth only where the source mouth is closed (else its own show)
+        src_gap = (xy[_LIP_UP[1:-1]] - xy[_LIP_LO[1:-1]]) @ _up_normal(xy, _LIP_CORNERS)
+        width = np.linalg.norm(xy[_LIP_CORNERS[1]] - xy[_LIP_CORNERS[0]])
+        teeth_share = float(np.clip(1.0 - src_gap.max() / max(0.1 * width, 1e-6), 0.0, 1.0))
+        return PreparedSource(
+            image=image, points=pts, src_xy=src_xy, face_tris=face_tris,
+            interior_tris=np.concatenate(interior, 0), ring_tris=ring_tris,
+            boundary=boundary, ring_weights=ring_w, ring_src=ring_src,
+            orientation=orientation, eye_dups=eye_dups, mouth_mu=mu, mouth_ml=ml,
+            colours=colours, teeth_share=teeth_share, scale_px=max(h, w) / 512.0,
+            evaluator=FieldEvaluator((h, w), scale))
+
+    # ------------------------------------------------------------------- render
+
+    def render(self, prepared: PreparedSource, target_points: np.ndarray) -> np.ndarray:
+        """Warp the source to each driven mesh: (N, 468, 3) -> (N, H, W, 3) uint8."""
+        tp = np.asarray(target_points, np.float64)
+        if tp.ndim == 2:
+            tp = tp[None]
+        if tp.ndim != 3 or tp.shape[1] < N_MESH or tp.shape[2] != 3:
+            raise ValueError(f"target_points must be (N, 468, 3), got {tp.shape}")
+        h, w = prepared.image.shape[:2]
+        out = np.empty((len(tp), h, w, 3), np.uint8)
+        for i, frame in enumerate(tp):
+            out[i] = self.render_frame(prepared, frame[:N_MESH])
+        return out
+
+    def render_frame(self, p: PreparedSource, target: np.ndarray) -> np.ndarray:
+        """One driven mesh (468, 3) -> (H, W, 3) uint8."""
+        if not np.all(np.isfinite(target)):
+            return p.image.copy()
+        s = self.settings
+        h, w = p.image.shape[:2]
+        tgt = _clamp_contacts(target[:, :2].copy(), p.points[:, :2])
+        src = p.src_xy.copy()
+        src_mesh = p.points[:, :2]
+        n_rings = len(p.ring_src)
+        nb = len(p.boundary)
+        dst = np.empty_like(src)
+        dst[:N_MESH] = tgt
+
+        # eyes: the strip's copies of the lid vertices follow the lids; their
+        # source positions cover the eye instead of squashing it
+        for (upper, lower, corners), (dup_u, dup_l) in zip(_EYES, p.eye_dups):
+            up_i, lo_i = list(upper), list(lower)
+            dst[dup_u] = tgt[up_i]
+            dst[dup_l] = tgt[lo_i]
+            if s.eye_mode != "squash":
+                k = _ratio(tgt, src_mesh, corners)
+                gap_t = (tgt[up_i] - tgt[lo_i]) @ _up_normal(tgt, corners)
+                sv = src_mesh[up_i] - src_mesh[lo_i]
+                gap_s = k * (sv @ _up_normal(src_mesh, corners))
+                r = np.where(gap_s > 1e-3, np.clip(gap_t / np.maximum(gap_s, 1e-3), 0.0, 1.0),
+                             1.0)[:, None]
+                if s.eye_mode == "cover":
+                    src[dup_u] = src_mesh[lo_i] + r * sv
+                else:
+                    c = s.eye_centre
+                    src[dup_u] = src_mesh[lo_i] + (c + (1.0 - c) * r) * sv
+                    src[dup_l] = src_mesh[lo_i] + (c - c * r) * sv
+
+        # mouth: bands and cavity
+        u_i, l_i = _LIP_UP[1:-1], _LIP_LO[1:-1]
+        n_t = _up_normal(tgt, _LIP_CORNERS)
+        n_s = _up_normal(src_mesh, _LIP_CORNERS)
+        k = _ratio(tgt, src_mesh, _LIP_CORNERS)
+        gap_t = np.maximum((tgt[u_i] - tgt[l_i]) @ n_t, 0.0)
+        gap_s = np.maximum((src_mesh[u_i] - src_mesh[l_i]) @ n_s, 0.0)
+        keep = np.minimum(k * gap_s, gap_t)
+        excess = gap_t - keep
+        # the bands take `keep` of the driven opening, the cavity the rest
+        frac = np.where(gap_t > 1e-6, keep / np.maximum(gap_t, 1e-6), 1.0)[:, None]
+        span = tgt[l_i] - tgt[u_i]
+        sp = min(max(s.mouth_split, 0.0), 1.0)
+        dst[p.mouth_mu[1:-1]] = tgt[u_i] + sp * frac * span
+        dst[p.mouth_ml[1:-1]] = tgt[l_i] - (1.0 - sp) * frac * span
+
+        # background rings: contour displacement times the falloff
+        disp_b = tgt[p.boundary] - src_mesh[p.boundary]
+        base = N_MESH + sum(len(u) + len(lo) for u, lo in p.eye_dups) + 18
+        ring_dst = p.ring_src + p.ring_weights[:, None, None] * disp_b[None]
+        dst[base:base + n_rings * nb] = ring_dst.reshape(-1, 2)
+
+        # draw list: rings, interior strips, face far -> near
+        ev = p.evaluator
+        min_area = 2.0 * s.min_area
+        face = p.face_tris
+        a_face = signed_areas(dst, face) * p.orientation
+        face = face[a_face > min_area] if s.cull_backfaces else face[np.abs(a_face) > min_area]
+        depth = target[face, 2].sum(1)
+        face = face[np.argsort(-depth, kind="stable")]
+        inner = p.interior_tris
+        inner = inner[signed_areas(dst, inner) * p.orientation > min_area]
+        rings = p.ring_tris
+        rings = rings[np.abs(signed_areas(dst, rings)) > min_area]
+        tris = np.concatenate([rings, inner, face], 0)
+        t_tri = dst[tris]
+        coef = affine_displacements(t_tri, src[tris])
+        # background: only the rings, coarse; the face box: everything, full resolution
+        coarse = ev.coarse(t_tri[:len(rings)], coef[:len(rings)])
+        margin = s.face_margin * p.scale_px + 2.0 / min(ev.sx, ev.sy) + 2.0
+        lo = np.floor(tgt.min(0) - margin).astype(int)
+        hi = np.ceil(tgt.max(0) + margin).astype(int) + 1
+        x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+        x1, y1 = min(int(hi[0]), w), min(int(hi[1]), h)
+        if x1 > x0 and y1 > y0:
+            roi = (x0, y0, x1, y1)
+            dx, dy, ids = ev.fine(t_tri, coef, roi)
+            fine = (dx, dy)
+        else:
+            roi, fine = None, None
+        map_x, map_y = ev.maps(coarse, fine, roi)
+        m1, m2 = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
+        img = cv2.remap(p.image, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if fine is not None and s.edge_smoothing:
+            _soften_folds(img, dx, dy, ids, roi)
+
+        if s.mouth_fill:
+            m_open = s.mouth_min_opening * p.scale_px
+            strength = float(np.clip((excess.max() - 0.5 * m_open) / max(m_open, 1e-6), 0, 1))
+            if strength > 0.0:
+                mouth_fill.fill_cavity(img, dst[p.mouth_mu], dst[p.mouth_ml], strength,
+                                       p.colours, s.mouth_feather * p.scale_px,
+                                       s.teeth * p.teeth_share)
+        return img
+
+
+# ---------------------------------------------------------------------- helpers
+
+@lru_cache(maxsize=1)
+def _mesh_topology() -> tuple[np.ndarray, np.ndarray]:
+    """The canonical mesh's triangles (F, 3) and its outer boundary loop (B,)."""
+    model = FaceModel.canonical()
+    if model.triangles is None:
+        raise RuntimeError("the canonical face mesh has no triangles")
+    tris = np.asarray(model.triangles, np.int64)
+    tris.setflags(write=False)
+    loop = _boundary_loop(tris)
+    loop.setflags(write=False)
+    return tris, loop
+
+
+def _smoothstep(t: float) -> float:
+    t = min(max(t, 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _boundary_loop(tris: np.ndarray) -> np.ndarray:
+    """The longest closed loop of edges used by one triangle only, in order."""
+    edges: dict[tuple[int, int], int] = {}
+    for t in tris:
+        for a, b in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0])):
+            key = (int(min(a, b)), int(max(a, b)))
+            edges[key] = edges.get(key, 0) + 1
+    adj: dict[int, list[int]] = {}
+    for (a, b), n in edges.items():
+        if n == 1:
+            adj.setdefault(a, []).append(b)
+            adj.setdefault(b, []).append(a)
+    best: list[int] = []
+    seen: set[int] = set()
+    for start in adj:
+        if start in seen:
+            continue
+        loop, prev, cur = [start], -1, start
+        seen.add(start)
+        while True:
+            nxt = [v for v in adj[cur] if v != prev and v not in seen]
+            if not nxt:
+                break
+            prev, cur = cur, nxt[0]
+            loop.append(cur)
+            seen.add(cur)
+        if len(loop) > len(best):
+            best = loop
+    return np.array(best, np.int64)
+
+
+def _ray_exit(origin: np.ndarray, d: np.ndarray, w: int, h: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Distance along unit rays ``d`` (n, 2) from ``origin`` to the crop border, and the
+    cosine between each ray and the normal of the side it leaves through."""
+    lo = np.array([-0.5, -0.5])
+    hi = np.array([w - 0.5, h - 0.5])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_hi = np.where(d > 1e-12, (hi - origin) / d, np.inf)
+        t_lo = np.where(d < -1e-12, (lo - origin) / d, np.inf)
+    t_axis = np.minimum(t_hi, t_lo)
+    side = np.argmin(t_axis, axis=1)
+    t = np.maximum(t_axis[np.arange(len(d)), side], 0.0)
+    return t, np.abs(d[np.arange(len(d)), side])
+
+
+def _soften_folds(img: np.ndarray, dx: np.ndarray, dy: np.ndarray, ids: np.ndarray,
+                  roi: tuple[int, int, int, int], jump: float = 1.0) -> None:
+    """Anti-alias occlusion edges in place: blur the pixels where the backward map jumps.
+
+    The piecewise-affine field is continuous except where a nearer surface
+    covers another (silhouettes, lids, lips); there the index map's pixel
+    staircase would show.  Only pixel pairs that lie in different triangles
+    are candidates; those whose source positions differ by more than
+    ``jump`` px get a 3x3 Gaussian blur on both sides of the edge.
+    """
+    x0, y0, x1, y1 = roi
+    h, w = ids.shape
+    if h < 3 or w < 3:
+        return
+    pts_y, pts_x = [], []
+    for axis in (1, 0):
+        a = ids[:, :-1] if axis == 1 else ids[:-1, :]
+        b = ids[:, 1:] if axis == 1 else ids[1:, :]
+        ys, xs = np.nonzero(a != b)
+        if not len(ys):
+            continue
+        ys2, xs2 = (ys, xs + 1) if axis == 1 else (ys + 1, xs)
+        d = np.abs(dx[ys, xs] - dx[ys2, xs2]) + np.abs(dy[ys, xs] - dy[ys2, xs2])
+        hit = d > jump
+        pts_y += [ys[hit], ys2[hit]]
+        pts_x += [xs[hit], xs2[hit]]
+    ys = np.concatenate(pts_y) if pts_y else np.empty(0, np.int64)
+    xs = np.concatenate(pts_x) if pts_x else np.empty(0, np.int64)
+    if not len(ys):
+        return
+    # blur the box around the hits once (3x3 binomial), then copy only the hits
+    by0, by1 = max(int(ys.min()) + y0 - 1, 0), min(int(ys.max()) + y0 + 2, img.shape[0])
+    bx0, bx1 = max(int(xs.min()) + x0 - 1, 0), min(int(xs.max()) + x0 + 2, img.shape[1])
+    box = img[by0:by1, bx0:bx1]
+    soft = cv2.GaussianBlur(box, (3, 3), 0, borderType=cv2.BORDER_REPLICATE)
+    ys = ys + (y0 - by0)
+    xs = xs + (x0 - bx0)
+    box[ys, xs] = soft[ys, xs]
+
+
+def _up_normal(pts: np.ndarray, corners: tuple[int, int]) -> np.ndarray:
+    """Unit normal pointing 'up' (towards the brow) for a left -> right corner pair."""
+    a = pts[corners[1]] - pts[corners[0]]
+    n = np.array([a[1], -a[0]])
+    return n / max(np.linalg.norm(n), 1e-9)
+
+
+def _ratio(tgt: np.ndarray, src: np.ndarray, corners: tuple[int, int]) -> float:
+    wt = np.linalg.norm(tgt[corners[1]] - tgt[corners[0]])
+    ws = np.linalg.norm(src[corners[1]] - src[corners[0]])
+    return float(wt / max(ws, 1e-9))
+
+
+def _clamp_contacts(xy: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """Keep upper lids and the upper inner lip from crossing below their partners.
+
+    A pair may overlap as far as it does in the source (a tightly closed
+    mouth often does), scaled to the driven size; anything beyond is clamped.
+    """
+    for upper, lower, corners in _EYES:
+        u, lo = list(upper), list(lower)
+        n = _up_normal(xy, corners)
+        floor = np.minimum((src[u] - src[lo]) @ _up_normal(src, corners), 0.0)
+        gap = (xy[u] - xy[lo]) @ n - floor * _ratio(xy, src, corners)
+        xy[u] -= np.minimum(gap, 0.0)[:, None] * n
+    u, lo = _LIP_UP[1:-1], _LIP_LO[1:-1]
+    n = _up_normal(xy, _LIP_CORNERS)
+    floor = np.minimum((src[u] - src[lo]) @ _up_normal(src, _LIP_CORNERS), 0.0)
+    gap = (xy[u] - xy[lo]) @ n - floor * _ratio(xy, src, _LIP_CORNERS)
+    neg = 0.5 * np.minimum(gap, 0.0)
+    xy[u] -= neg[:, None] * n
+    xy[lo] += neg[:, None] * n
+    return xy

@@ -1,0 +1,210 @@
+"""`f2f reenact` and `f2f batch` end to end with the warp renderer on generated clips."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from skimage import data
+
+from f2fcli.errors import F2FError, InputError, OutputError
+from f2fcli.io.image import write_image
+from f2fcli.io.testclip import make_clip, make_motion_clip, similarity_matrix
+from f2fcli.io.video import VideoReader
+from f2fcli.pipeline.runner import ReenactOptions, reenact
+from f2fcli.pipeline.source import SourceOptions
+from test_cli import f2f
+from test_video_io import _audio_packets
+
+FRAMES, BLANK = 20, 9
+FPS = Fraction(30000, 1001)
+
+
+def _matrices() -> list[np.ndarray]:
+    phases = 2 * np.pi * np.arange(FRAMES) / FRAMES
+    return [similarity_matrix(8 * np.sin(p), 1 + 0.06 * np.sin(p),
+                              (8 * np.sin(p), 5 * np.sin(2 * p)), (220.0, 180.0))
+            for p in phases]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("reenact")
+    image = data.astronaut()
+    write_image(root / "astronaut.png", image)
+    make_motion_clip(root / "drive.mp4", image, _matrices(), FPS)
+    make_motion_clip(root / "drive_blank.mp4", image, _matrices(), FPS,
+                     blank=frozenset({BLANK}))
+    make_clip(root / "pattern.mp4", 6, 128, 128, 25)
+    write_image(root / "pattern.png", np.full((200, 200, 3), 90, np.uint8))
+    return {"source": root / "astronaut.png", "drive": root / "drive.mp4",
+            "drive_blank": root / "drive_blank.mp4", "no_face_video": root / "pattern.mp4",
+            "no_face_image": root / "pattern.png", "root": root}
+
+
+def _options(tmp: Path, **kwargs) -> ReenactOptions:
+    return ReenactOptions(cache_dir=tmp / "cache", **kwargs)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0**2 / mse)
+
+
+def test_rigid_motion_is_followed(media: dict[str, Path], tmp_path: Path) -> None:
+    import cv2
+
+    from f2fcli.tracking.video_track import track_video
+
+    out = tmp_path / "out.mp4"
+    result = reenact(media["source"], media["drive"], out,
+                     _options(tmp_path, motion=_ref0(), source=SourceOptions(res=512)))
+    produced = VideoReader(out).read_all().images
+    expected = VideoReader(media["drive"]).read_all().images
+    assert produced.shape == expected.shape
+    assert result.renderer == "warp" and result.ref_frame == 0
+    # The driver moves the whole picture, the reenactment only the head: compare on the face.
+    driver = track_video(media["drive"])[0]
+    ours, frozen = [], []
+    for i in range(FRAMES):
+        mask = np.zeros(expected.shape[1:3], np.uint8)
+        hull = cv2.convexHull(driver.landmarks[i, :468, :2].astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 1)
+        inside = mask.astype(bool)
+        ours.append(_psnr(produced[i][inside], expected[i][inside]))
+        frozen.append(_psnr(expected[0][inside], expected[i][inside]) if i else 0.0)
+    assert np.mean(ours) >= 28.0, ours
+    moved = [(o, f) for o, f in zip(ours[1:], frozen[1:]) if f < 25.0]
+    assert len(moved) > FRAMES // 2 and all(o >= f + 6.0 for o, f in moved), (ours, frozen)
+
+
+def _ref0():
+    from f2fcli.pipeline.motion import MotionOptions
+
+    return MotionOptions(ref_frame=0)
+
+
+def test_output_keeps_frames_rate_audio_and_missing_face_frames(media: dict[str, Path],
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    result = reenact(media["source"], media["drive_blank"], out, _options(tmp_path))
+    reader = VideoReader(out)
+    assert reader.info.fps == FPS
+    assert reader.info.frame_count == FRAMES and result.frames == FRAMES
+    assert result.faces_found == FRAMES - 1
+    np.testing.assert_array_equal(reader.read_all().pts,
+                                  VideoReader(media["drive_blank"]).read_all().pts)
+    assert _audio_packets(out) == _audio_packets(media["drive_blank"])
+
+
+def test_second_run_hits_the_source_cache(media: dict[str, Path], tmp_path: Path) -> None:
+    first = reenact(media["source"], media["drive"], tmp_path / "a.mp4", _options(tmp_path))
+    second = reenact(media["source"], media["drive"], tmp_path / "b.mp4", _options(tmp_path))
+    assert (first.cache_hit, second.cache_hit) == (False, True)
+    result = f2f("reenact", "-s", str(media["source"]), "-d", str(media["drive"]), "-o",
+                 str(tmp_path / "c.mp4"), "--cache-dir", str(tmp_path / "cache"), "-v")
+    assert result.returncode == 0, result.stderr
+    assert "source cache hit" in result.stderr
+
+
+def test_track_file_as_driver_and_crop_output(media: dict[str, Path], tmp_path: Path) -> None:
+    track = tmp_path / "drive.track.npz"
+    assert f2f("track", str(media["drive"]), "-o", str(track)).returncode == 0
+    out = tmp_path / "crop.mp4"
+    result = f2f("reenact", "-s", str(media["source"]), "-d", str(track), "-o", str(out),
+                 "--no-paste-back", "--res", "256", "--json", "--cache-dir",
+                 str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    data_out = json.loads(result.stdout)
+    assert data_out["frames"] == FRAMES and data_out["audio"] is None
+    info = VideoReader(out).info
+    assert (info.width, info.height) == (256, 256) and info.fps == FPS
+
+
+def test_two_faces_uses_the_largest(media: dict[str, Path], tmp_path: Path) -> None:
+    import cv2
+
+    big = data.astronaut()
+    small = cv2.resize(big, (360, 360))
+    canvas = np.full((620, 900, 3), 200, np.uint8)
+    canvas[54:566, 0:512] = big
+    # Both faces are below the short-range detector's 1/5-of-frame size: found by tiling.
+    canvas[200:560, 530:890] = small
+    path = tmp_path / "two.png"
+    write_image(path, canvas)
+    from f2fcli.pipeline.source import load_source
+    from f2fcli.tracking.face_model import FaceModel
+
+    source, _ = load_source(path, SourceOptions(), FaceModel.canonical(), None)
+    assert source.faces_seen == 2 and source.box.x0 + source.box.size / 2 < 450
+    second, _ = load_source(path, SourceOptions(selection=_selection(1)), FaceModel.canonical(),
+                            None)
+    assert second.box.x0 + second.box.size / 2 > 600
+
+
+def _selection(index: int):
+    from f2fcli.tracking.tracker import FaceSelection
+
+    return FaceSelection(index=index)
+
+
+def test_bad_inputs_fail_cleanly(media: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    with pytest.raises(InputError, match="no face found"):
+        reenact(media["no_face_image"], media["drive"], out, _options(tmp_path))
+    with pytest.raises(InputError, match="no face found in any"):
+        reenact(media["source"], media["no_face_video"], out, _options(tmp_path))
+    with pytest.raises(OutputError, match="does not exist"):
+        reenact(media["source"], media["drive"], tmp_path / "nowhere" / "o.mp4",
+                _options(tmp_path))
+    out.write_bytes(b"keep me")
+    with pytest.raises(OutputError, match="--overwrite"):
+        reenact(media["source"], media["drive"], out, _options(tmp_path))
+    assert out.read_bytes() == b"keep me"
+    with pytest.raises(F2FError, match="ships none"):
+        reenact(media["source"], media["drive"], tmp_path / "n.mp4",
+                _options(tmp_path, renderer="neural"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out.mp4"]
+
+    cli = f2f("reenact", "-s", str(media["no_face_image"]), "-d", str(media["drive"]), "-o",
+              str(tmp_path / "x.mp4"), "--cache-dir", str(tmp_path / "cache"))
+    errors = [line for line in cli.stderr.splitlines() if line.startswith("error:")]
+    assert cli.returncode == 1 and len(errors) == 1 and "no face" in errors[0]
+    assert "Traceback" not in cli.stderr
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_batch_manifest_keeps_going_and_shards(media: dict[str, Path], tmp_path: Path) -> None:
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(
+        "source,driving,out,res\n"
+        f"{media['source']},{media['drive']},one.mp4,256\n"
+        f"{media['no_face_image']},{media['drive']},bad.mp4,\n"
+        f"{media['source']},{media['drive']},three.mp4,\n")
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    result = f2f("batch", str(manifest), "--json", *cache)
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line.get("status") for line in lines[:3]] == ["ok", "failed", "ok"]
+    assert lines[3]["summary"] == {"jobs": 3, "ok": 2, "failed": 1, "skipped": 0}
+    assert VideoReader(tmp_path / "one.mp4").info.width == 512  # pasted back: source size
+    assert not (tmp_path / "bad.mp4").exists()
+
+    again = f2f("batch", str(manifest), "--json", "--skip-existing", "--shard", "0/2", *cache)
+    statuses = [json.loads(line).get("status") for line in again.stdout.splitlines()[:-1]]
+    assert statuses == ["skipped", "skipped"]  # jobs 0 and 2; job 1 belongs to shard 1/2
+    assert f2f("batch", str(manifest), "--shard", "3/2").returncode == 2
+
+
+def test_cache_commands(media: dict[str, Path], tmp_path: Path) -> None:
+    reenact(media["source"], media["drive"], tmp_path / "a.mp4", _options(tmp_path))
+    listed = json.loads(f2f("cache", "ls", "--cache-dir", str(tmp_path / "cache"),
+                            "--json").stdout)
+    assert len(listed["entries"]) == 1 and listed["entries"][0]["source"].endswith("astronaut.png")
+    cleared = json.loads(f2f("cache", "clear", "--cache-dir", str(tmp_path / "cache"),
+                             "--json").stdout)
+    assert cleared["removed"] == 1

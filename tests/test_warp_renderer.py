@@ -1,0 +1,309 @@
+"""The training-free warp renderer on a real face: scikit-image's astronaut (public domain).
+
+The source mesh comes from the project's own tracker and face-model fit, moved into a
+256x256 face crop; driven meshes are made by editing it directly.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from f2fcli.renderers.warp import PreparedSource, WarpRenderer, WarpSettings
+from f2fcli.tracking import keypoints as kp
+from f2fcli.tracking.face_model import EXPR_INDEX, FaceModel, transform_points, warp_pose
+from f2fcli.tracking.fitting import fit_image
+from f2fcli.tracking.tracker import VideoFaceTracker
+
+data = pytest.importorskip("skimage.data")
+
+R = 256
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    d = (a.astype(np.float64) - b.astype(np.float64)) ** 2
+    mse = d[mask].mean() if mask is not None else d.mean()
+    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
+
+
+def luma(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def polygon_mask(points: np.ndarray, erode: int = 0) -> np.ndarray:
+    mask = np.zeros((R, R), np.uint8)
+    cv2.fillPoly(mask, [np.rint(points * 16).astype(np.int32)], 255, cv2.LINE_8, 4)
+    if erode:
+        mask = cv2.erode(mask, np.ones((2 * erode + 1, 2 * erode + 1), np.uint8))
+    return mask > 0
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """The astronaut, her face-model fit, and a function expression -> mesh in crop pixels."""
+    cv2.setNumThreads(1)
+    image = data.astronaut()
+    obs = VideoFaceTracker(threads=1)(image)
+    assert obs.found
+    model = FaceModel.canonical()
+    fit = fit_image(model, obs.landmarks, obs.blendshapes)
+    verts = model.vertices(fit.identity.s, fit.expression[0], fit.identity.detail)
+    pts = transform_points(verts, fit.hp[0], model.pivot)
+    lo, hi = pts[:, :2].min(0), pts[:, :2].max(0)
+    size = float((hi - lo).max()) * 1.8
+    origin = (lo + hi) / 2 - size / 2
+    s = R / size
+    m = np.array([[s, 0, -origin[0] * s], [0, s, -origin[1] * s]])
+    crop = cv2.warpAffine(image, m, (R, R), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+    hp = warp_pose(fit.hp[0], s, -origin * s)
+
+    def mesh(expression: np.ndarray) -> np.ndarray:
+        v = model.vertices(fit.identity.s, expression, fit.identity.detail)
+        return transform_points(v, hp, model.pivot)
+
+    return crop, fit.expression[0].copy(), mesh
+
+
+@pytest.fixture(scope="module")
+def face(fitted) -> tuple[np.ndarray, np.ndarray]:
+    """(crop (R, R, 3) uint8, source mesh (468, 3) in crop pixels)."""
+    crop, expression, mesh = fitted
+    return crop, mesh(expression)
+
+
+@pytest.fixture(scope="module")
+def renderer() -> WarpRenderer:
+    return WarpRenderer()
+
+
+@pytest.fixture(scope="module")
+def prepared(face, renderer) -> PreparedSource:
+    crop, pts = face
+    return renderer.prepare(crop, pts)
+
+
+def face_outline(pts: np.ndarray, renderer: WarpRenderer) -> np.ndarray:
+    return pts[renderer._boundary, :2]
+
+
+def similarity(pts: np.ndarray, angle_deg: float, scale: float, shift) -> tuple[np.ndarray,
+                                                                                np.ndarray]:
+    """Rotate/scale all points about the face centre and shift; returns (points, 2x3 matrix)."""
+    c = pts[:, :2].mean(0)
+    m = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), angle_deg, scale)
+    m[:, 2] += shift
+    out = pts.copy()
+    out[:, :2] = pts[:, :2] @ m[:, :2].T + m[:, 2]
+    out[:, 2] = pts[:, 2] * scale
+    return out, m
+
+
+def test_identity_returns_the_source(face, renderer, prepared):
+    crop, pts = face
+    out = renderer.render(prepared, pts[None])
+    assert out.shape == (1, R, R, 3) and out.dtype == np.uint8
+    assert psnr(out[0], crop) > 40.0
+
+
+def test_batch_shape_and_dtype(face, renderer, prepared):
+    crop, pts = face
+    moved, _ = similarity(pts, 3.0, 1.02, (2.0, -1.0))
+    batch = np.stack([pts, moved, pts])
+    out = renderer.render(prepared, batch)
+    assert out.shape == (3, R, R, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[0], out[2])
+    assert not np.array_equal(out[0], out[1])
+    # one mesh without the batch axis is one frame
+    assert renderer.render(prepared, moved).shape == (1, R, R, 3)
+
+
+def test_similarity_of_the_mesh_is_a_similarity_of_the_face(face, renderer, prepared):
+    crop, pts = face
+    target, m = similarity(pts, 8.0, 1.06, (4.0, -3.0))
+    out = renderer.render(prepared, target[None])[0]
+    expected = cv2.warpAffine(crop, m, (R, R), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT)
+    inside = polygon_mask(face_outline(target, renderer), erode=3)
+    assert inside.sum() > 0.15 * R * R
+    assert psnr(out, expected, inside) >= 28.0
+    # and it really moved: the unwarped source does not match
+    assert psnr(crop, expected, inside) < psnr(out, expected, inside) - 6.0
+
+
+def test_crop_border_stays_still(face, renderer, prepared):
+    crop, pts = face
+    target, _ = similarity(pts, -10.0, 1.1, (12.0, 8.0))
+    out = renderer.render(prepared, target[None])[0].astype(int)
+    src = crop.astype(int)
+    border = np.ones((R, R), bool)
+    border[3:-3, 3:-3] = False
+    diff = np.abs(out - src)[border]
+    assert diff.mean() < 1.0
+    assert diff.max() <= 24
+    # the outermost pixel ring does not move at all
+    ring = np.ones((R, R), bool)
+    ring[1:-1, 1:-1] = False
+    assert np.abs(out - src)[ring].max() <= 2
+
+
+def test_background_motion_is_smooth_outside_the_face(face, renderer, prepared):
+    crop, pts = face
+    target, _ = similarity(pts, 0.0, 1.0, (10.0, 0.0))
+    out = renderer.render(prepared, target[None])[0]
+    # next to the face the background follows the head (a 10 px shift) ...
+    outline = face_outline(pts, renderer)
+    cy = int(np.rint(outline[:, 1].mean()))
+    x_right = int(np.ceil(outline[:, 0].max())) + 3
+    row_src = luma(crop[cy - 2:cy + 3, x_right:x_right + 12]).mean(0)
+    row_out = luma(out[cy - 2:cy + 3, x_right + 10:x_right + 22]).mean(0)
+    assert np.abs(row_src - row_out).mean() < 12.0
+
+
+def open_mouth(pts: np.ndarray, amount: float) -> np.ndarray:
+    """Drop the lower lip and the jaw by `amount` px, fading out towards the mouth corners."""
+    out = pts.copy()
+    corners = (pts[kp.MOUTH_CORNER_R, :2] + pts[kp.MOUTH_CORNER_L, :2]) / 2
+    chin = pts[kp.CHIN, :2]
+    t = np.clip((pts[:, 1] - corners[1]) / max(chin[1] - corners[1], 1e-6), 0.0, 1.0)
+    w = np.sqrt(t)
+    lower = list(kp.LIP_INNER_LOWER[1:-1]) + list(kp.LIP_OUTER_LOWER[1:-1])
+    w[lower] = 1.0
+    w[list(kp.LIP_INNER_UPPER) + list(kp.LIP_OUTER_UPPER)] = 0.0
+    out[:, 1] += w * amount
+    return out
+
+
+def test_opening_the_mouth_paints_a_dark_interior(face, renderer, prepared):
+    crop, pts = face
+    target = open_mouth(pts, 0.08 * R)
+    out = renderer.render(prepared, target[None])[0]
+    # the middle of the driven opening is new: it must be dark, not stretched lips or teeth
+    mid = (target[13, :2] + target[14, :2]) / 2
+    x, y = np.rint(mid).astype(int)
+    patch = luma(out[y - 2:y + 3, x - 4:x + 5])
+    skin = luma(crop)[polygon_mask(face_outline(pts, renderer), erode=8)]
+    assert patch.mean() < 0.45 * np.median(skin)
+    # the cavity is a colour, not grey noise: channels ordered like the lips (reddish)
+    rgb = out[y - 2:y + 3, x - 4:x + 5].reshape(-1, 3).mean(0)
+    assert rgb[0] >= rgb[2]
+    # without the fill the same spot shows whatever the warp stretched there
+    plain = WarpRenderer(WarpSettings(mouth_fill=False))
+    raw = plain.render(plain.prepare(crop, pts), target[None])[0]
+    assert luma(raw[y - 2:y + 3, x - 4:x + 5]).mean() > patch.mean() + 20
+
+
+def test_opening_the_jaw_through_the_face_model(fitted, face, renderer, prepared):
+    crop, expression, mesh = fitted
+    jaw = expression.copy()
+    jaw[EXPR_INDEX["jawOpen"]] = 0.8
+    target = mesh(jaw)
+    out = renderer.render(prepared, target[None])[0]
+    mid = (target[13, :2] + target[14, :2]) / 2
+    x, y = np.rint(mid).astype(int)
+    assert luma(out[y - 1:y + 2, x - 3:x + 4]).mean() < 70
+
+
+def test_closing_the_mouth_again_restores_the_source(face, renderer, prepared):
+    crop, pts = face
+    out = renderer.render(prepared, np.stack([open_mouth(pts, 0.06 * R), pts]))
+    assert psnr(out[1], crop) > 40.0
+
+
+def close_eyes(pts: np.ndarray) -> np.ndarray:
+    out = pts.copy()
+    for upper, lower in ((kp.UPPER_LID_R, kp.LOWER_LID_R), (kp.UPPER_LID_L, kp.LOWER_LID_L)):
+        out[list(upper[1:-1])] = pts[list(lower[1:-1])]
+    return out
+
+
+def eye_boxes(pts: np.ndarray):
+    for upper, lower in ((kp.UPPER_LID_R, kp.LOWER_LID_R), (kp.UPPER_LID_L, kp.LOWER_LID_L)):
+        loop = np.concatenate([pts[list(upper), :2], pts[list(lower[::-1]), :2]])
+        lo = np.floor(loop.min(0)).astype(int) - 3
+        hi = np.ceil(loop.max(0)).astype(int) + 4
+        yield polygon_mask(loop), (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+
+
+def test_closing_the_eyes_changes_them_without_holes(face, renderer, prepared):
+    crop, pts = face
+    out = renderer.render(prepared, close_eyes(pts)[None])[0]
+    for _eye, box in eye_boxes(pts):
+        before, after = luma(crop)[box], luma(out)[box]
+        assert np.abs(before - after).mean() > 4.0
+        # no holes: nothing black or darker than the source's darkest pixel appeared
+        assert after.min() >= min(before.min(), luma(crop).min()) - 1
+        assert (out[box].max(axis=2) > 8).all()
+    # the rest of the face is untouched
+    far = ~polygon_mask(face_outline(pts, renderer), erode=0)
+    assert psnr(out, crop, far) > 40.0
+
+
+def test_a_blink_covers_the_eye_with_the_lid(fitted, face, renderer, prepared):
+    crop, expression, mesh = fitted
+    _, pts = face
+    blink = expression.copy()
+    blink[EXPR_INDEX["eyeBlinkLeft"]] = blink[EXPR_INDEX["eyeBlinkRight"]] = 1.0
+    out = renderer.render(prepared, mesh(blink)[None])[0]
+    for eye, box in eye_boxes(pts):
+        before, after = luma(crop)[box], luma(out)[box]
+        # the dark iris and pupil mostly vanished under the lid
+        dark = np.percentile(luma(crop)[eye], 20)
+        assert (after < dark).sum() < 0.5 * (before < dark).sum()
+        assert (out[box].max(axis=2) > 8).all()
+
+
+def test_the_nearer_surface_wins_when_the_head_turns(face, renderer, prepared):
+    crop, pts = face
+    # a 3D turn about the vertical axis through the face centre
+    c = pts.mean(0)
+    a = np.radians(25.0)
+    rot = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    target = (pts - c) @ rot.T + c
+    out = renderer.render(prepared, target[None])[0]
+    # the nose tip stays the nose tip (not covered by a cheek drawn later)
+    tip_src = crop[tuple(np.rint(pts[kp.NOSE_TIP, 1::-1]).astype(int))].astype(int)
+    tx, ty = np.rint(target[kp.NOSE_TIP, :2]).astype(int)
+    tip_out = out[ty - 1:ty + 2, tx - 1:tx + 2].reshape(-1, 3).astype(int)
+    assert np.abs(tip_out - tip_src).sum(1).min() < 30
+
+
+def test_rejects_bad_input(face, renderer, prepared):
+    crop, pts = face
+    with pytest.raises(ValueError):
+        renderer.prepare(crop[..., 0], pts)
+    with pytest.raises(ValueError):
+        renderer.prepare(crop, pts[:100])
+    with pytest.raises(ValueError):
+        renderer.render(prepared, np.zeros((2, 468, 2)))
+
+
+def test_non_finite_meshes_give_the_source(face, renderer, prepared):
+    crop, pts = face
+    bad = pts.copy()
+    bad[5, 0] = np.nan
+    out = renderer.render(prepared, bad[None])
+    np.testing.assert_array_equal(out[0], crop)
+
+
+def test_a_pressed_mouth_source_is_reproduced_and_opens(face, renderer):
+    crop, pts = face
+    up, lo = list(kp.LIP_INNER_UPPER[1:-1]), list(kp.LIP_INNER_LOWER[1:-1])
+    pressed = pts.copy()
+    mid = (pts[up] + pts[lo]) / 2
+    pressed[up] = mid + [0.0, 0.8, 0.0]  # the upper inner lip slightly below the lower one
+    pressed[lo] = mid - [0.0, 0.8, 0.0]
+    prepared = renderer.prepare(crop, pressed)
+    out = renderer.render(prepared, np.stack([pressed, open_mouth(pressed, 0.08 * R)]))
+    assert psnr(out[0], crop) > 40.0
+    target = open_mouth(pressed, 0.08 * R)
+    x, y = np.rint((target[13, :2] + target[14, :2]) / 2).astype(int)
+    skin = luma(crop)[polygon_mask(face_outline(pts, renderer), erode=8)]
+    assert luma(out[1][y - 1:y + 2, x - 4:x + 5]).mean() < 0.45 * np.median(skin)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError):
+        WarpSettings(eye_mode="wink")
+    with pytest.raises(ValueError):
+        WarpSettings(ring_fractions=(0.5, 0.2))

@@ -70,12 +70,15 @@ class WarpFaceRenderer:
 
 def find_generator_weights(explicit: Path | None) -> Path | None:
     """`--weights`, else a generator file in the user weights directory, else None."""
-    from ..model.checkpoints import resolve_generator_weights
-
     if explicit is not None:
         if not explicit.is_file():
             raise F2FError(f"{explicit}: no such weights file")
         return explicit
+    directory = user_weights_dir()
+    if not (directory.is_dir() and any(directory.glob("*.safetensors"))):
+        return None  # nothing to look at: don't pay for importing torch
+    from ..model.checkpoints import resolve_generator_weights
+
     try:
         return resolve_generator_weights(None)
     except InputError:

@@ -8,6 +8,7 @@ crop centre). Weights trained with `f2f train` use exactly this convention.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,9 @@ class NeuralFaceRenderer:
         from ..model.checkpoints import load_generator
 
         self.device, self.dtype = resolve_device(device, fp16)
+        if self.device.type == "cpu":
+            # Leave a core to the decoder/encoder threads: oversubscribed torch is many times slower.
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
         self.generator = load_generator(weights, self.device, self.dtype).model
 
     def prepare(self, crop: np.ndarray, source: CropMotion) -> object:

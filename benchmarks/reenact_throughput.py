@@ -1,0 +1,83 @@
+"""End-to-end `f2f reenact` frames per second (decode, tracking, render, paste-back, encode).
+
+Run:  python benchmarks/reenact_throughput.py [--frames 150] [--neural]
+The driving clip is skimage's astronaut moved by a similarity transform, 512x512 (needs
+scikit-image); the source is examples/source.jpg. `--neural` also times the neural renderer at
+256 with randomly initialised weights (timing only: random weights make no face).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from f2fcli.pipeline.runner import ReenactOptions, reenact
+from f2fcli.pipeline.source import SourceOptions
+
+SOURCE = Path(__file__).resolve().parents[1] / "examples" / "source.jpg"
+
+
+def driving_clip(directory: Path, frames: int) -> Path:
+    from skimage import data
+
+    from f2fcli.io.testclip import make_motion_clip, similarity_matrix
+
+    phases = 2 * np.pi * np.arange(frames) / 50
+    matrices = [similarity_matrix(8 * np.sin(p), 1 + 0.05 * np.sin(p),
+                                  (10 * np.sin(p), 6 * np.cos(p)), (220.0, 180.0))
+                for p in phases]
+    return make_motion_clip(directory / "drive.mp4", data.astronaut(), matrices,
+                            Fraction(30000, 1001))
+
+
+def random_weights(directory: Path) -> Path:
+    import torch
+
+    from f2fcli import __version__
+    from f2fcli.model.checkpoints import CheckpointInfo, save_generator
+    from f2fcli.model.generator import Generator, GeneratorConfig
+
+    torch.manual_seed(0)
+    path = directory / "random.safetensors"
+    save_generator(Generator(GeneratorConfig()), path,
+                   CheckpointInfo(GeneratorConfig(), 256, "random init, timing only",
+                                  __version__, "benchmark"))
+    return path
+
+
+def run(label: str, drive: Path, out: Path, options: ReenactOptions) -> None:
+    start = time.perf_counter()
+    result = reenact(SOURCE, drive, out, options)
+    wall = time.perf_counter() - start
+    steps = ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items())
+    print(f"{label:<28} {result.frames / wall:6.1f} frames/s end to end ({wall:.1f} s; {steps})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--neural", action="store_true")
+    args = parser.parse_args()
+    print("command: python " + " ".join(sys.argv))
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        drive = driving_clip(tmp, args.frames)
+        cache = tmp / "cache"
+        warp = ReenactOptions(source=SourceOptions(res=512), cache_dir=cache, overwrite=True)
+        run("warp 512 (cold cache)", drive, tmp / "w.mp4", warp)
+        run("warp 512 (source cached)", drive, tmp / "w.mp4", warp)
+        if args.neural:
+            neural = ReenactOptions(source=SourceOptions(res=256), renderer="neural",
+                                    weights=random_weights(tmp), cache_dir=cache,
+                                    overwrite=True)
+            run("neural 256 (random weights)", drive, tmp / "n.mp4", neural)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -16,6 +17,10 @@ from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, F2FError
 
 if TYPE_CHECKING:
     from .pipeline.runner import ReenactOptions
+
+# Before NumPy loads: its BLAS threads fight our model threads for the cores, and on small
+# machines that makes the face-model fit many times slower. A user's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 @dataclass
@@ -409,6 +414,24 @@ def weights() -> None:
     """Generator weights: import the official release into f2f's format."""
 
 
+@weights.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .safetensors file `f2f reenact --weights` takes.")
+@click.option("--step", type=int, default=None, help="Checkpoint step [default: the latest].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@output_options
+@click.pass_context
+def weights_export(ctx: click.Context, run_dir: Path, output: Path, step: int | None,
+                   overwrite: bool) -> None:
+    """Export the generator of a training run directory."""
+    from .train.checkpoint import export_weights
+
+    result = export_weights(run_dir, output, overwrite, step)
+    _reporter_of(ctx).result(result.to_dict(), f"{result.path}: step {result.step}, "
+                                               f"{result.resolution}px")
+
+
 @weights.command("import-official")
 @click.argument("render_pth", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.argument("motion_pth", type=click.Path(dir_okay=False, exists=True, path_type=Path))
@@ -430,6 +453,147 @@ def weights_import_official(ctx: click.Context, render_pth: Path, motion_pth: Pa
     info = import_official(render_pth, motion_pth, output, resolution=res, overwrite=overwrite)
     _reporter_of(ctx).result(info.to_dict(), f"{info.path}: {info.tensors} tensors, "
                                    f"{info.render_params + info.motion_params:,} parameters")
+
+
+@main.command()
+@click.argument("video_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Dataset directory (created; finished clips are skipped on re-runs).")
+@click.option("--res", type=click.IntRange(64, 2048), default=512, show_default=True)
+@click.option("--crop-scale", type=click.FloatRange(1.2, 4.0), default=2.0, show_default=True)
+@click.option("--image-format", type=click.Choice(["jpg", "png"]), default="jpg",
+              show_default=True, help="Frame files: JPEG quality 95, or lossless PNG.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Clips processed in parallel.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Model threads per worker.")
+@click.option("--min-found", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Skip clips where a face is found in fewer frames than this share.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None)
+@click.option("--frame-step", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.05, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Redo clips that are already prepared.")
+@output_options
+@click.pass_context
+def prepare(ctx: click.Context, video_dir: Path, output: Path, res: int, crop_scale: float,
+            image_format: str, workers: int, threads: int | None, min_found: float,
+            max_frames: int | None, frame_step: int, test_fraction: float,
+            overwrite: bool) -> None:
+    """Turn a folder of talking-head videos into a training dataset (crops, keypoints, poses,
+    face masks; one identity per clip)."""
+    from .train.prepare import PrepareOptions, prepare_dataset
+
+    reporter = _reporter_of(ctx)
+    options = PrepareOptions(res=res, crop_scale=crop_scale, image_format=image_format,
+                             workers=workers, threads_per_worker=threads, min_found=min_found,
+                             max_frames=max_frames, frame_step=frame_step,
+                             test_fraction=test_fraction, overwrite=overwrite)
+
+    def show(clip: Any) -> None:
+        reason = f": {clip.reason}" if clip.reason else ""
+        reporter.info(f"{clip.status:8s} {clip.name} ({clip.found}/{clip.frames} frames){reason}")
+
+    report = prepare_dataset(video_dir, output, options, show)
+    data = report.to_dict()
+    reporter.result(data, f"{output}: " + ", ".join(
+        f"{k} {v}" for k, v in data.items() if isinstance(v, int)))
+
+
+@main.command()
+@click.argument("dataset_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run directory: config, metrics.csv, samples/, checkpoints/.")
+@click.option("--res", type=int, default=None, help="[default: the dataset's resolution]")
+@click.option("--batch-size", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Per process (per GPU under torchrun).")
+@click.option("--iterations", type=click.IntRange(min=1), default=380_000, show_default=True)
+@click.option("--decay-start", type=int, default=None,
+              help="Iteration where the learning rate starts its linear decay [330/380 of it].")
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--face-weight", type=float, default=4.0, show_default=True,
+              help="Loss weight inside the face mask (1 outside).")
+@click.option("--init-field-steps", type=int, default=None)
+@click.option("--perceptual", type=click.Choice(["efficientnet-lite0", "vgg19"]),
+              default="efficientnet-lite0", show_default=True,
+              help="Perceptual-loss backbone; vgg19 needs --perceptual-weights.")
+@click.option("--perceptual-weights", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="A torchvision VGG-19 state_dict you have.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
+              show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Data-loading processes.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--log-every", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--sample-every", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option("--keep-checkpoints", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the run's latest checkpoint.")
+@click.option("--init-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start the generator from these weights (fine-tuning).")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the final generator for `f2f reenact --weights`.")
+@click.option("--overwrite", is_flag=True)
+@click.option("--overfit-one-pair", is_flag=True, hidden=True)
+@click.option("--log-data", is_flag=True, hidden=True)
+@output_options
+@click.pass_context
+def train(ctx: click.Context, dataset_dir: Path, output: Path, export_path: Path | None,
+          overwrite: bool, face_weight: float, **params: Any) -> None:
+    """Train the motion and rendering modules on a prepared dataset.
+
+    One process per GPU with torchrun for several GPUs or nodes:
+    `torchrun --nproc_per_node 8 -m f2fcli train DATA -o RUN`.
+    """
+    from .train.checkpoint import export_weights
+    from .train.distributed import env_int
+    from .train.losses import LossWeights
+    from .train.trainer import TrainConfig, train as run_training
+
+    reporter = _reporter_of(ctx)
+    config = TrainConfig(dataset_dir=dataset_dir, run_dir=output,
+                         weights=LossWeights(face=face_weight), **params)
+
+    def show(step: int, row: dict) -> None:
+        reporter.info(f"step {step}: loss_g {row['loss_g']:.4f} rec {row['reconstruction']:.4f} "
+                      f"warp {row['warp']:.4f} loss_d {row['loss_d']:.4f} "
+                      f"({row['seconds_per_iteration']:.3f} s/it)")
+
+    result = run_training(config, reporter.debug, show).to_dict()
+    if env_int("RANK", 0) != 0:
+        return
+    if export_path is not None:
+        result["export"] = export_weights(output, export_path, overwrite).to_dict()
+    reporter.result(result, f"{output}: {result}")
+
+
+@main.command("eval")
+@click.argument("dataset_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              required=True)
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test",
+              show_default=True)
+@click.option("--res", type=int, default=None)
+@click.option("--frames-per-clip", type=click.IntRange(min=1), default=None)
+@click.option("--max-clips", type=click.IntRange(min=1), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default="cpu",
+              show_default=True)
+@click.option("--no-akd", is_flag=True, help="Skip the keypoint distance (faster).")
+@output_options
+@click.pass_context
+def evaluate_command(ctx: click.Context, dataset_dir: Path, weights: Path, split: str,
+                     res: int | None, frames_per_clip: int | None, max_clips: int | None,
+                     batch_size: int, device: str, no_akd: bool) -> None:
+    """Self-reenactment metrics on held-out clips: L1, PSNR, SSIM, AKD."""
+    from .train.evaluation import EvalOptions, evaluate
+
+    options = EvalOptions(split=split, res=res, frames_per_clip=frames_per_clip,
+                          max_clips=max_clips, batch_size=batch_size, device=device,
+                          akd=not no_akd)
+    data = evaluate(dataset_dir, weights, options).to_dict()
+    _reporter_of(ctx).result(data, "\n".join(f"{k:<14} {v}" for k, v in data.items()))
 
 
 @main.group()

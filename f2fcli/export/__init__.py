@@ -1,1 +1,12 @@
-"""ONNX export of the networks and the onnxruntime backend."""
+"""ONNX export of the networks and the onnxruntime backend.
+
+- `onnx_export.export_onnx(out_dir, res, weights, opset=17, random_weights=False, ...)`:
+  two graphs (`encode_source.onnx`, `drive.onnx`, dynamic batch) and `manifest.json`.
+  Needs the optional `onnx` package (`pip install 'f2fcli[export]'`).
+- `runtime.OnnxGenerator(model_dir, device, threads)`: `encode_source`/`drive` on numpy
+  arrays with onnxruntime sessions; `runtime.load_onnx_generator` exports on first use
+  into a cache; `runtime.resolve_backend("auto", device)` picks the faster backend.
+- `weights.build_generator` / `random_generator`: the torch generator to export or time.
+
+Submodules import torch and onnxruntime; import them where needed, not from here.
+"""

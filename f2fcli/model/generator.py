@@ -21,6 +21,7 @@ from .blocks import fold_batchnorm
 from .landmark_images import landmark_image_sizes, landmark_tensors
 from .motion import MotionConfig, MotionNet
 from .rendering import EncoderFeatures, RenderConfig, RenderingNet
+from .spade import fuse_spade as _fuse_spade
 
 PAD_MULTIPLE = 64
 MIN_SIZE = 64
@@ -147,17 +148,24 @@ class Generator(nn.Module):
         features = self.render.encoder(image, pose_map)
         return SourceEncoding(size, padded, features, landmark_images, images, pose_map)
 
-    def _drive(self, encoding: SourceEncoding, driving_pose: Any,
-               driving_landmarks: Any) -> GeneratorOutput:
+    def driving_landmark_images(self, encoding: SourceEncoding,
+                                driving_landmarks: Any) -> list[torch.Tensor]:
+        """The driving keypoints (N, 72, 2) drawn for `encoding`'s size, coarsest first."""
+        return self._landmark_images(driving_landmarks, encoding.size, encoding.padded)
+
+    def drive_drawn(self, encoding: SourceEncoding, driving_pose: Any,
+                    driving_images: list[torch.Tensor]) -> GeneratorOutput:
+        """The networks' part of `drive`, with the driving landmark images already drawn
+        (`driving_landmark_images`): motion, pose encoding, warping and decoding."""
         pose = self._pose(driving_pose)
         n = pose.shape[0]
-        drv_images = self._landmark_images(driving_landmarks, encoding.size, encoding.padded)
-        if drv_images[0].shape[0] != n:
+        if driving_images[0].shape[0] != n:
             raise ValueError("driving poses and landmarks need the same batch size")
         if encoding.batch not in (1, n):
             raise ValueError(f"a source batch of {encoding.batch} cannot drive {n} frames")
         inputs = [torch.cat((_expand(src, n), drv, _expand(img, n)), 1)
-                  for src, drv, img in zip(encoding.landmark_images, drv_images, encoding.images)]
+                  for src, drv, img in zip(encoding.landmark_images, driving_images,
+                                           encoding.images)]
         flows = self.motion(inputs)
         features = EncoderFeatures(*(_expand(f, n) for f in encoding.features.as_tuple()))
         image = self.render.decoder(features, flows[-1], self.render.drv_pose(pose))
@@ -165,6 +173,12 @@ class Generator(nn.Module):
             lo = (encoding.padded - encoding.size) // 2
             image = image[:, :, lo:lo + encoding.size, lo:lo + encoding.size]
         return GeneratorOutput(image, flows)
+
+    def _drive(self, encoding: SourceEncoding, driving_pose: Any,
+               driving_landmarks: Any) -> GeneratorOutput:
+        pose = self._pose(driving_pose)
+        return self.drive_drawn(encoding, pose,
+                                self.driving_landmark_images(encoding, driving_landmarks))
 
     def drive(self, encoding: SourceEncoding, driving_pose: Any,
               driving_landmarks: Any) -> torch.Tensor:
@@ -187,9 +201,14 @@ def parameter_count(module: nn.Module) -> int:
 
 def prepare_for_inference(gen: Generator, device: torch.device | str = "cpu",
                           dtype: torch.dtype = torch.float32, fold_bn: bool = True,
-                          channels_last: bool = True, use_compile: bool = False) -> Generator:
+                          channels_last: bool = True, use_compile: bool = False,
+                          fuse_spade: bool | None = None) -> Generator:
     """Eval mode, batch norms folded (in FP32, before any cast), moved to `device`/`dtype`;
     in half precision the motion module's flow heads, flows and feature warping stay FP32.
+
+    `fuse_spade` (default: like `fold_bn`) replaces every SPADE by its `FusedSPADE`: norm
+    folded into one scale/shift convolution, computed on an exactly compressed pose map
+    (same output up to rounding; 512 and up get cheaper, see `spade.FusedSPADE`).
 
     Channels-last weights make every activation channels-last, which is faster for the
     depthwise and 1x1 convolutions (about 1.3x per frame on CPU at 512). `use_compile`
@@ -199,6 +218,8 @@ def prepare_for_inference(gen: Generator, device: torch.device | str = "cpu",
     gen.eval()
     if fold_bn:
         fold_batchnorm(gen)
+    if fold_bn if fuse_spade is None else fuse_spade:
+        _fuse_spade(gen)
     gen.to(device=device, dtype=dtype)
     if torch.finfo(dtype).bits < 32:
         for head in gen.motion.heads():

@@ -124,7 +124,12 @@ class RenderDecoder(nn.Module):
     def forward(self, features: EncoderFeatures, grid: torch.Tensor,
                 pose_map: torch.Tensor) -> torch.Tensor:
         """Warp the source maps by `grid` (B, h, w, 2) and decode; RGB in [-1, 1]."""
-        skip4, skip8, skip16, bottleneck = (warp(f, grid) for f in features.as_tuple())
+        return self.decode(EncoderFeatures(*(warp(f, grid) for f in features.as_tuple())),
+                           pose_map)
+
+    def decode(self, warped: EncoderFeatures, pose_map: torch.Tensor) -> torch.Tensor:
+        """Decode already warped source maps under the driving pose map; RGB in [-1, 1]."""
+        skip4, skip8, skip16, bottleneck = warped.as_tuple()
         x = self.dec1(F.relu(self.spade1(bottleneck, pose_map)))
         x = self.dec2(F.relu(self.spade2(torch.cat((x, skip16), 1), pose_map)))
         x = self.dec3(F.relu(self.spade3(torch.cat((x, skip8), 1), pose_map)))

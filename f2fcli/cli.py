@@ -274,6 +274,9 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default="cpu",
                      show_default=True, help="Device of the neural renderer."),
         click.option("--fp16", is_flag=True, help="Half precision (neural renderer on GPU)."),
+        click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime"]),
+                     default="auto", show_default=True,
+                     help="Neural renderer runtime; auto = onnxruntime for FP32 on CPU."),
         click.option("--audio", default="driving", show_default=True, metavar="driving|none|PATH",
                      help="Audio of the output."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -309,6 +312,7 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
         weights=Path(params["weights"]) if params.get("weights") else None,
         device=params["device"],
         fp16=bool(params["fp16"]),
+        backend=params["backend"],
         batch_size=int(params["batch_size"]),
         paste_back=not params["no_paste_back"],
         output_size=_size(params.get("output_size")),
@@ -594,6 +598,117 @@ def evaluate_command(ctx: click.Context, dataset_dir: Path, weights: Path, split
                           akd=not no_akd)
     data = evaluate(dataset_dir, weights, options).to_dict()
     _reporter_of(ctx).result(data, "\n".join(f"{k:<14} {v}" for k, v in data.items()))
+
+
+def _resolutions(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter("expected sizes like 256,512", param_hint="--res") from None
+    if not values or any(not 256 <= v <= 2048 for v in values):
+        raise click.BadParameter("sizes must be within 256..2048", param_hint="--res")
+    return values
+
+
+@main.command()
+@click.option("--res", default="256,512,1024,1440,1536,2048", show_default=True,
+              help="Comma-separated output sizes.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default="cpu",
+              show_default=True)
+@click.option("--fp16", is_flag=True, help="Half precision (GPU only; refused on CPU).")
+@click.option("--bf16", is_flag=True, help="bfloat16 (torch; CPUs with bf16 support, GPUs).")
+@click.option("--backend", default="auto", show_default=True,
+              help="torch, onnxruntime, or both comma-separated; auto = the faster for the device.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPU threads for torch and onnxruntime.")
+@click.option("--budget", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="Seconds per size after which fewer runs are timed (at least 3).")
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Generator weights [default: random, timing only].")
+@click.option("--macs-only", is_flag=True, help="Count MACs and parameters; no timing.")
+@click.option("--pipeline", is_flag=True,
+              help="Also time each pipeline step per frame (like the paper's Table 4).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Latency and memory against resolution, as PNG.")
+@output_options
+@click.pass_context
+def bench(ctx: click.Context, res: str, device: str, fp16: bool, bf16: bool, backend: str,
+          batch: int, runs: int, warmup: int, threads: int, budget: float, weights: Path | None,
+          macs_only: bool, pipeline: bool, csv_path: Path | None, plot_path: Path | None) -> None:
+    """MACs, latency and memory of the networks from 256 to 2048 (source encoding cached).
+
+    Sizes that do not fit in memory are reported as such. FP16 needs a GPU; on CPU use --bf16.
+    """
+    from rich.console import Console
+
+    from .bench.core import BenchConfig, run_bench
+    from .bench.figure import plot
+    from .bench.pipeline import pipeline_breakdown
+
+    if fp16 and bf16:
+        raise click.UsageError("--fp16 and --bf16 exclude each other")
+    reporter = _reporter_of(ctx)
+    precision = "fp16" if fp16 else "bf16" if bf16 else "fp32"
+    config = BenchConfig(resolutions=_resolutions(res), device=device, precision=precision,
+                         backends=tuple(b.strip() for b in backend.split(",")), batch=batch,
+                         warmup=warmup, runs=runs, threads=threads, budget_s=budget,
+                         weights=weights, latency=not macs_only)
+    config.validate()
+    if weights is None:
+        reporter.info("random weights: latency and memory are real, the images are not")
+    report = run_bench(config, reporter)
+    data = report.to_dict()
+    breakdowns = []
+    if pipeline:
+        breakdowns = [pipeline_breakdown(r, backend=config.backends[0], device=device,
+                                         precision=precision, threads=threads,
+                                         weights=weights, progress=reporter)
+                      for r in config.resolutions]
+        data["pipeline"] = [b.to_dict() for b in breakdowns]
+    if csv_path is not None:
+        from .io.atomic import atomic_output
+
+        with atomic_output(csv_path, overwrite=True) as tmp:
+            tmp.write_text(report.to_csv())
+    if plot_path is not None:
+        plot(report, plot_path)
+    if reporter.json_mode:
+        reporter.result(data)
+    elif reporter.verbosity >= 0:
+        console = Console(width=None if sys.stdout.isatty() else 160)
+        console.print(report.rich_table())
+        console.print(report.modules_table())
+        for breakdown in breakdowns:
+            console.print(breakdown.rich_table())
+
+
+@main.command("export")
+@click.option("--res", type=click.IntRange(256, 2048), default=512, show_default=True)
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory for encode_source.onnx, drive.onnx and manifest.json.")
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Generator weights (.safetensors).")
+@click.option("--random-weights", is_flag=True,
+              help="Export random weights (for timing only; flagged in the manifest).")
+@click.option("--opset", type=click.IntRange(16, 21), default=17, show_default=True)
+@click.option("--no-verify", is_flag=True, help="Skip the onnxruntime-vs-torch check.")
+@click.option("--overwrite", is_flag=True)
+@output_options
+@click.pass_context
+def export_command(ctx: click.Context, res: int, output: Path, weights: Path | None,
+                   random_weights: bool, opset: int, no_verify: bool, overwrite: bool) -> None:
+    """Export the networks as two ONNX graphs (source encoder; per-frame drive)."""
+    from .export.onnx_export import export_onnx
+
+    if weights is None and not random_weights:
+        raise click.UsageError("give --weights FILE, or --random-weights for a timing-only export")
+    manifest = export_onnx(output, res, weights, opset, random_weights=random_weights,
+                           overwrite=overwrite, verify=not no_verify)
+    _reporter_of(ctx).result(manifest, f"{output}: encode_source.onnx, drive.onnx ({res}px)")
 
 
 @main.group()

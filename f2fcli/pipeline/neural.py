@@ -42,33 +42,62 @@ def resolve_device(device: str, fp16: bool) -> tuple[torch.device, torch.dtype]:
 
 
 class NeuralFaceRenderer:
-    """Face2Face^rho generator behind the pipeline's renderer interface."""
+    """Face2Face^rho generator behind the pipeline's renderer interface.
+
+    `backend`: torch, onnxruntime (graphs exported once per weights file and size, then
+    cached), or auto (onnxruntime for FP32 on CPU, where it was measured faster).
+    """
 
     name = "neural"
 
-    def __init__(self, weights: Path, device: str = "cpu", fp16: bool = False) -> None:
-        from ..model.checkpoints import load_generator
+    def __init__(self, weights: Path, device: str = "cpu", fp16: bool = False,
+                 backend: str = "auto") -> None:
+        from ..export.runtime import resolve_backend
 
+        self.weights = weights
         self.device, self.dtype = resolve_device(device, fp16)
+        self.backend = resolve_backend(backend, device, "fp16" if fp16 else "fp32")
         if self.device.type == "cpu":
             # Leave a core to the decoder/encoder threads: oversubscribed torch is many times slower.
             torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-        self.generator = load_generator(weights, self.device, self.dtype).model
+        self._onnx: dict[int, object] = {}
+        self.generator = None
+        if self.backend == "torch":
+            from ..model.checkpoints import load_generator
+
+            self.generator = load_generator(weights, self.device, self.dtype).model
+
+    def _onnx_generator(self, size: int) -> object:
+        from ..export.runtime import load_onnx_generator
+
+        if size not in self._onnx:
+            self._onnx[size] = load_onnx_generator(self.weights, size, self.device.type,
+                                                   threads=max(1, (os.cpu_count() or 2) - 1))
+        return self._onnx[size]
 
     def prepare(self, crop: np.ndarray, source: CropMotion) -> object:
+        size = crop.shape[0]
+        pose, keypoints = network_pose(source.pose, size), network_keypoints(source.keypoints, size)
+        if self.backend == "onnxruntime":
+            from ..export.runtime import images_to_array
+
+            return size, self._onnx_generator(size).encode_source(images_to_array(crop[None]),
+                                                                 pose, keypoints)
         from ..model.generator import images_to_tensor
 
-        size = crop.shape[0]
         with torch.inference_mode():
-            return self.generator.encode_source(
-                images_to_tensor(crop[None], self.device, self.dtype),
-                network_pose(source.pose, size), network_keypoints(source.keypoints, size))
+            return size, self.generator.encode_source(
+                images_to_tensor(crop[None], self.device, self.dtype), pose, keypoints)
 
     def render(self, prepared: object, target: CropMotion) -> np.ndarray:
+        size, encoding = prepared
+        pose = network_pose(target.pose, size)
+        keypoints = network_keypoints(target.keypoints, size)
+        if self.backend == "onnxruntime":
+            from ..export.runtime import array_to_images
+
+            return array_to_images(self._onnx_generator(size).drive(encoding, pose, keypoints))
         from ..model.generator import tensor_to_images
 
-        size = prepared.size
         with torch.inference_mode():
-            images = self.generator.drive(prepared, network_pose(target.pose, size),
-                                          network_keypoints(target.keypoints, size))
-        return tensor_to_images(images)
+            return tensor_to_images(self.generator.drive(encoding, pose, keypoints))

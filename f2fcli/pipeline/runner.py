@@ -63,6 +63,7 @@ class ReenactOptions:
     weights: Path | None = None
     device: str = "cpu"
     fp16: bool = False
+    backend: str = "auto"
     batch_size: int = 8
     paste_back: bool = True
     output_size: tuple[int, int] | None = None
@@ -186,14 +187,15 @@ class Resources:
         return self._model
 
     def renderer(self, name: str, weights: Path | None, options: ReenactOptions) -> FaceRenderer:
-        key = (name, weights, options.device, options.fp16)
+        key = (name, weights, options.device, options.fp16, options.backend)
         if key not in self._renderers:
             if name == "warp":
                 self._renderers[key] = WarpFaceRenderer()
             else:
                 from .neural import NeuralFaceRenderer
 
-                self._renderers[key] = NeuralFaceRenderer(weights, options.device, options.fp16)
+                self._renderers[key] = NeuralFaceRenderer(weights, options.device, options.fp16,
+                                                          options.backend)
         return self._renderers[key]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -17,10 +16,6 @@ from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, F2FError
 
 if TYPE_CHECKING:
     from .pipeline.runner import ReenactOptions
-
-# Before NumPy loads: its BLAS threads fight our model threads for the cores, and on small
-# machines that makes the face-model fit many times slower. A user's own setting wins.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 @dataclass

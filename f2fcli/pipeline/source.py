@@ -182,7 +182,8 @@ def load_source(path: Path, options: SourceOptions, model: FaceModel, cache: Sou
                 log: Callable[[str], None] = lambda m: None) -> tuple[SourceFace, bool]:
     """The analysed source, from the cache when possible. Returns (source, cache_hit)."""
     image = read_image(path)
-    key = cache.key(file_sha256(path), options) if cache is not None else None
+    key = (cache.key(file_sha256(path), options, {"face_model": model.fingerprint()})
+           if cache is not None else None)
     if cache is not None:
         cached = cache.load_arrays(key)
         if cached is not None and _valid(cached[0]):

@@ -58,6 +58,7 @@ Equivalently, in the right-handed y-up camera frame ``Q = (u, -v, -w)``:
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 
 from contextlib import nullcontext
@@ -605,6 +606,14 @@ class FaceModel:
     def pivot(self) -> np.ndarray:
         """Rotation pivot and translation anchor: the canonical nose tip."""
         return self.mean[kp.NOSE_TIP]
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the mean, identity basis and rig: coefficients are only comparable
+        between models with the same fingerprint (e.g. in caches)."""
+        digest = hashlib.sha256()
+        for array in (self.mean, self.id_basis, self.expr_basis):
+            digest.update(np.ascontiguousarray(array, np.float64).tobytes())
+        return digest.hexdigest()
 
     @property
     def expr_basis(self) -> np.ndarray:

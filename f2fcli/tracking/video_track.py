@@ -148,6 +148,7 @@ def track_video(path: str | os.PathLike[str], options: TrackOptions = TrackOptio
     meta = {
         "source_video": Path(info.path).name,
         "models": model_hashes(),
+        "face_model": model.fingerprint(),
         "smoothing": None if options.smoothing is None else vars(options.smoothing),
         "reference_frame": int(choose_reference_frame(hp, expression, found)),
         "median_keypoint_error": float(np.nanmedian(fit.keypoint_error[found])),

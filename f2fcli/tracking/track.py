@@ -3,7 +3,8 @@
 Format (NumPy .npz, loaded with allow_pickle=False), version 1:
 
 - `meta`: a JSON string: format "f2f-track", version, f2f version, fps and time base as
-  "num/den" strings, width, height, source video name, model file hashes, smoothing settings.
+  "num/den" strings, width, height, source video name, model file hashes, the face model's
+  fingerprint (identity/expression coefficients only compare under the same one), smoothing.
 - per frame (N = number of frames, in presentation order):
   `pts` (N,) int64 timestamps in the time base; `pose` (N, 6) float32 head pose
   (axis-angle rx, ry, rz, tx, ty, scale; see `face_model`); `expression` (N, 51) float32;

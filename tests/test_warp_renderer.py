@@ -307,3 +307,26 @@ def test_settings_are_checked():
         WarpSettings(eye_mode="wink")
     with pytest.raises(ValueError):
         WarpSettings(ring_fractions=(0.5, 0.2))
+
+
+def test_gaze_slides_the_eye_interior(face, renderer, prepared):
+    crop, pts = face
+    plain = renderer.render(prepared, pts[None])[0]
+    still = renderer.render(prepared, pts[None], gaze=np.zeros((1, 2, 2)))[0]
+    assert np.array_equal(plain, still)
+    # both eyes look towards the subject's left, i.e. image right in an upright face
+    out = renderer.render(prepared, pts[None], gaze=np.array([[[1.0, 0.0], [1.0, 0.0]]]))[0]
+    for eye, box in eye_boxes(pts):
+        before, after = luma(crop)[box], luma(out)[box]
+        assert np.abs(before - after).mean() > 2.0
+        # the dark iris moves right: darkness-weighted column centroid
+        cols = np.arange(before.shape[1])[None, :]
+        m = eye[box]
+
+        def centroid(img):
+            w = np.clip(255.0 - img, 0.0, None) ** 2 * m
+            return float((w * cols).sum() / w.sum())
+
+        assert centroid(after) > centroid(before) + 0.5
+    far = ~polygon_mask(face_outline(pts, renderer), erode=0)
+    assert psnr(out, crop, far) > 40.0

@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import F2FError, InputError
-from ..tracking.face_model import FaceModel, warp_pose
+from ..tracking.face_model import EXPR_INDEX, FaceModel, warp_pose
 from ..weights_dir import user_weights_dir
 from .crop import CropBox
 from .motion import face_mesh
@@ -60,12 +60,33 @@ class WarpFaceRenderer:
         from ..renderers.warp import WarpRenderer
 
         self._warp = WarpRenderer()
+        self._source_gaze = np.zeros((2, 2))
 
     def prepare(self, crop: np.ndarray, source: CropMotion) -> object:
+        if source.expression is not None and len(source.expression):
+            self._source_gaze = gaze_directions(source.expression[0])
         return self._warp.prepare(crop, source.points[0])
 
     def render(self, prepared: object, target: CropMotion) -> np.ndarray:
-        return self._warp.render(prepared, target.points)
+        gaze = None
+        if target.expression is not None and len(target.expression) == len(target.points):
+            gaze = gaze_directions(target.expression) - self._source_gaze
+        return self._warp.render(prepared, target.points, gaze)
+
+
+def gaze_directions(expression: np.ndarray) -> np.ndarray:
+    """eyeLook channels (..., 51) -> (..., 2, 2): per eye (the subject's right eye, i.e. the
+    image-left one, first) the look direction (towards the subject's left, up)."""
+    e = np.asarray(expression, np.float64)
+
+    def ch(name: str) -> np.ndarray:
+        return e[..., EXPR_INDEX[name]]
+
+    right = np.stack([ch("eyeLookInRight") - ch("eyeLookOutRight"),
+                      ch("eyeLookUpRight") - ch("eyeLookDownRight")], -1)
+    left = np.stack([ch("eyeLookOutLeft") - ch("eyeLookInLeft"),
+                     ch("eyeLookUpLeft") - ch("eyeLookDownLeft")], -1)
+    return np.stack([right, left], -2)
 
 
 def find_generator_weights(explicit: Path | None) -> Path | None:

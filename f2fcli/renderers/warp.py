@@ -27,7 +27,10 @@ source pixel) that is piecewise affine over a *render mesh*:
   positions (``eye_mode``): by default the opening shows the middle band of
   the source eye at its own scale, so the lids cover the eye rather than
   squashing the iris, and the lid skin above stretches down over it.  A
-  lid pushed past its partner is clamped onto it.
+  lid pushed past its partner is clamped onto it.  Gaze (optional, from
+  the eyeLook channels; the mesh has no iris) shifts those virtual source
+  positions against the look direction, tapered to zero at the corners,
+  so the iris slides inside the opening (``gaze_shift`` eye widths at 1).
 * **Mouth**: the strip between the inner-lip loops is split into an upper
   band that carries most of the source's own opening (upper teeth) with
   the upper lip, a lower band that carries the rest with the lower lip and,
@@ -84,6 +87,8 @@ class WarpSettings:
     ring_fractions: tuple[float, ...] = (0.15, 0.3, 0.5, 0.7, 0.85, 1.0)
     eye_mode: str = "centre"  # how a narrowed eye shows the source eye, see EYE_MODES
     eye_centre: float = 0.5  # 'centre' mode: height of the kept band in the source opening
+    gaze_shift: float = 0.2  # iris travel at full eyeLook, in eye widths (0: off)
+    gaze_vertical: float = 0.5  # vertical travel relative to horizontal
     mouth_fill: bool = True  # paint the cavity of a mouth opened wider than the source's
     mouth_color: tuple[int, int, int] | None = None  # RGB cavity core; None: from the lips
     mouth_edge_gain: float = 0.42  # cavity colour near the lips, times the lip colour
@@ -279,21 +284,31 @@ class WarpRenderer:
 
     # ------------------------------------------------------------------- render
 
-    def render(self, prepared: PreparedSource, target_points: np.ndarray) -> np.ndarray:
-        """Warp the source to each driven mesh: (N, 468, 3) -> (N, H, W, 3) uint8."""
+    def render(self, prepared: PreparedSource, target_points: np.ndarray,
+               gaze: np.ndarray | None = None) -> np.ndarray:
+        """Warp the source to each driven mesh: (N, 468, 3) -> (N, H, W, 3) uint8.
+
+        ``gaze`` (N, 2, 2), optional: per frame and eye (image-left eye
+        first) the change of gaze from the source's, (towards the subject's
+        left, up) in [-1, 1]; it slides the eye interior inside the lids.
+        """
         tp = np.asarray(target_points, np.float64)
         if tp.ndim == 2:
             tp = tp[None]
         if tp.ndim != 3 or tp.shape[1] < N_MESH or tp.shape[2] != 3:
             raise ValueError(f"target_points must be (N, 468, 3), got {tp.shape}")
+        if gaze is not None:
+            gaze = np.broadcast_to(np.asarray(gaze, np.float64), (len(tp), 2, 2))
         h, w = prepared.image.shape[:2]
         out = np.empty((len(tp), h, w, 3), np.uint8)
         for i, frame in enumerate(tp):
-            out[i] = self.render_frame(prepared, frame[:N_MESH])
+            out[i] = self.render_frame(prepared, frame[:N_MESH],
+                                       None if gaze is None else gaze[i])
         return out
 
-    def render_frame(self, p: PreparedSource, target: np.ndarray) -> np.ndarray:
-        """One driven mesh (468, 3) -> (H, W, 3) uint8."""
+    def render_frame(self, p: PreparedSource, target: np.ndarray,
+                     gaze: np.ndarray | None = None) -> np.ndarray:
+        """One driven mesh (468, 3) -> (H, W, 3) uint8; ``gaze`` (2, 2), see ``render``."""
         if not np.all(np.isfinite(target)):
             return p.image.copy()
         s = self.settings
@@ -325,6 +340,22 @@ class WarpRenderer:
                     c = s.eye_centre
                     src[dup_u] = src_mesh[lo_i] + (c + (1.0 - c) * r) * sv
                     src[dup_l] = src_mesh[lo_i] + (c - c * r) * sv
+        if gaze is not None and np.all(np.isfinite(gaze)) and s.gaze_shift > 0:
+            # gaze: sample the eye interior against the look direction so the
+            # iris moves with it; tapered to zero at the eye corners
+            for e, ((upper, lower, corners), (dup_u, dup_l)) in enumerate(zip(_EYES, p.eye_dups)):
+                a0, a1 = src_mesh[corners[0]], src_mesh[corners[1]]
+                axis = a1 - a0
+                width = np.linalg.norm(axis)
+                if width < 1e-6:
+                    continue
+                axis = axis / width
+                shift = s.gaze_shift * width * (gaze[e, 0] * axis
+                                                + s.gaze_vertical * gaze[e, 1]
+                                                * _up_normal(src_mesh, corners))
+                for dup in (dup_u, dup_l):
+                    t = np.clip((src[dup] - a0) @ axis / width, 0.0, 1.0)
+                    src[dup] -= (4.0 * t * (1.0 - t))[:, None] * shift[None]
 
         # mouth: bands and cavity
         u_i, l_i = _LIP_UP[1:-1], _LIP_LO[1:-1]

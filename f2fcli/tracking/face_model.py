@@ -19,12 +19,13 @@ model frame, centimetres.
   (``ARKIT_NAMES``; "Left" = the subject's left = +x, checked on tracked
   video).  Hand-defined from mesh regions, no third-party data
   (``build_expression_rig``): jaw as the tangent of a 16 degree rotation
-  about a hinge near the jaw joints, lids folding onto the lower lid, brow,
+  about a hinge near the jaw joints, lids meeting (upper 80 %, lower 20 %), brow,
   cheek and lip-corner pulls with Gaussian falloff, lip regions found by
   point-in-polygon on the lip contours.  Lid shapes (blink, wide, squint,
   cheek squint) are defined relative to the subject's *own* lid gap
   (``GapTerm``), so eyeBlink = 1 closes any eye; everything else is a fixed
-  field.  Gaze channels (eyeLook*) are zero.  Amplitudes were sanity-checked
+  field.  Gaze channels (eyeLook*) are zero in the mesh (the warp renderer
+  slides the eye interior by them instead).  Amplitudes were sanity-checked
   against regressions on tracked talking-head video; the fitter can also
   refine the rig per video (``fitting.refine_rig``, off by default).
 
@@ -456,8 +457,11 @@ def build_expression_rig(mean: np.ndarray) -> ExpressionRig:
         below[lo] = 1.0
         op_up = _spread_operator(mean, up, 0.45, above, 0.25)
         op_lo = _spread_operator(mean, lo, 0.45, below, 0.25)
-        # Blink: the upper lid folds down onto the lower lid.
-        gap(f"eyeBlink{side}", up, lo, 1.0, op_up)
+        # Blink: the upper lid folds down and the lower lid rises a little;
+        # they meet at 80 % of the subject's lid gap, so eyeBlink = 1 is
+        # full contact and a closing lower lid is not left to eyeSquint.
+        gap(f"eyeBlink{side}", up, lo, 0.8, op_up)
+        gap(f"eyeBlink{side}", lo, up, 0.2, op_lo)
         gap(f"eyeWide{side}", up, lo, -0.35, op_up)
         gap(f"eyeSquint{side}", lo, up, 0.3, op_lo)
         gap(f"eyeSquint{side}", up, lo, 0.1, op_up)
@@ -471,7 +475,7 @@ def build_expression_rig(mean: np.ndarray) -> ExpressionRig:
         # Brows: the whole brow down (and slightly inwards), or its outer part up.
         br = np.array(brows[side])
         allow = _smoothstep((mean[:, 1] - lid_y - 0.2) / 0.4)
-        put(f"browDown{side}", _spread(mean, br, [-0.06 * sg, -0.35, 0.0], 1.0, allow))
+        put(f"browDown{side}", _spread(mean, br, [-0.15 * sg, -0.5, 0.0], 1.0, allow))
         outer = br[[0, 1, 5, 6]]
         put(f"browOuterUp{side}", _spread(mean, outer, [0.0, 0.4, 0.0], 1.2, allow))
         # Nose sneer: the ala and the skin beside it go up.
@@ -527,7 +531,7 @@ def build_expression_rig(mean: np.ndarray) -> ExpressionRig:
 
     for side, sg in sides.items():
         c = corners[side]
-        put(f"mouthSmile{side}", _spread(mean, c, [0.4 * sg, 0.4, -0.35], 1.3))
+        put(f"mouthSmile{side}", _spread(mean, c, [0.55 * sg, 0.6, -0.4], 1.3))
         put(f"mouthFrown{side}", _spread(mean, c, [0.1 * sg, -0.4, 0.0], 1.1))
         put(f"mouthDimple{side}", _spread(mean, c, [0.25 * sg, 0.0, -0.3], 1.0))
         put(f"mouthStretch{side}", _spread(mean, c, [0.45 * sg, -0.25, -0.1], 1.3))

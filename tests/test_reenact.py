@@ -6,7 +6,6 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from skimage import data

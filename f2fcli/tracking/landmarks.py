@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .detector import FaceDetection, FaceDetector, as_rgb_uint8
+from .detector import FaceDetection, as_rgb_uint8
 from .face_model import BLENDSHAPE_NAMES  # the blendshape model's output order
 from .onnx_runtime import get_session
 

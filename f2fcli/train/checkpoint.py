@@ -14,7 +14,6 @@ newest complete folder is the one `--resume` and `export_weights` use.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import InputError
-from ..io.atomic import atomic_output, temp_path_for
+from ..io.atomic import atomic_output
 from ..model.checkpoints import CheckpointInfo, read_checkpoint_info, save_generator
 from ..model.generator import Generator
 from ..weights_dir import sha256_of
@@ -67,19 +66,12 @@ def save_checkpoint(run_dir: Path, step: int, generator: Generator,
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
-    tmp = temp_path_for(final)
-    try:
+    with atomic_output(final, overwrite=True) as tmp:
         tmp.mkdir()
         save_generator(generator, tmp / GENERATOR, info)
         save_file(_cpu_state(discriminator), str(tmp / DISCRIMINATOR))
         torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, "step": step, **state},
                    tmp / STATE)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if keep > 0:
         for _, old in checkpoint_dirs(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import F2FError, InputError, OutputError
-from ..io.atomic import temp_path_for
+from ..io.atomic import atomic_output
 from . import layout
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -168,8 +168,7 @@ def prepare_clip(video: Path, name: str, out_dir: Path, options: PrepareOptions)
         "identity": np.asarray(track.identity, np.float32),
     }
     final = out_dir / layout.CLIPS / name
-    tmp = temp_path_for(final)
-    try:
+    with atomic_output(final, overwrite=True) as tmp:
         (tmp / layout.FRAMES).mkdir(parents=True)
         (tmp / layout.MASKS).mkdir()
         wanted = {int(k): i for i, k in enumerate(keep)}
@@ -198,12 +197,6 @@ def prepare_clip(video: Path, name: str, out_dir: Path, options: PrepareOptions)
                 "fps": f"{track.fps.numerator}/{track.fps.denominator}",
                 "source_size": [track.width, track.height], "f2f_version": __version__}
         (tmp / layout.CLIP_JSON).write_text(json.dumps(info, indent=1))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     result.frames, result.found, result.split = len(keep), int(found.sum()), split
     result.seconds = time.perf_counter() - start
     return result
@@ -268,9 +261,8 @@ def write_manifest(out_dir: Path, options: PrepareOptions) -> dict[str, Any]:
                 "image_format": options.image_format, "frame_step": options.frame_step,
                 "coordinates": "crop pixels at res, origin at the crop's top-left corner",
                 "clips": clips, "skipped": skipped}
-    tmp = temp_path_for(out_dir / layout.MANIFEST)
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out_dir / layout.MANIFEST)
+    with atomic_output(out_dir / layout.MANIFEST, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
     return manifest
 
 

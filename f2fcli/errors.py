@@ -20,6 +20,15 @@ class OutputError(F2FError):
     """An output cannot be written (exists, unwritable directory, encoder refused)."""
 
 
+def require_format(meta: dict, fmt: str, version: int, path: object, what: str) -> None:
+    """Refuse a file whose header names another format, or a version this f2f can't read."""
+    if meta.get("format") != fmt:
+        raise InputError(f"{path}: not an f2f {what}")
+    if meta.get("version") != version:
+        raise InputError(f"{path}: {what} version {meta.get('version')} is not supported "
+                         f"(this f2f reads version {version})")
+
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

@@ -47,8 +47,8 @@ def drive_dynamic_axes() -> dict[str, dict[int, str]]:
     return axes
 
 
-class EncodeGraph(nn.Module):
-    """`Generator.encode_source` without the landmark drawing, at a fixed size."""
+class _FixedSizeGraph(nn.Module):
+    """A generator wrapped for export at one output size."""
 
     def __init__(self, generator: Generator, size: int) -> None:
         super().__init__()
@@ -58,6 +58,10 @@ class EncodeGraph(nn.Module):
         # Inference only. An exporter that puts a module in training mode and back would
         # otherwise leave the generator in training mode.
         self.eval()
+
+
+class EncodeGraph(_FixedSizeGraph):
+    """`Generator.encode_source` without the landmark drawing, at a fixed size."""
 
     def forward(self, image: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.padded != self.size:
@@ -71,17 +75,8 @@ class EncodeGraph(nn.Module):
         return features.as_tuple() + images
 
 
-class DriveGraph(nn.Module):
+class DriveGraph(_FixedSizeGraph):
     """`Generator.drive_drawn` over plain tensors, at a fixed size."""
-
-    def __init__(self, generator: Generator, size: int) -> None:
-        super().__init__()
-        self.generator = generator
-        self.size = size
-        self.padded = padded_size(size)
-        # Inference only. An exporter that puts a module in training mode and back would
-        # otherwise leave the generator in training mode.
-        self.eval()
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         features = tensors[0:4]

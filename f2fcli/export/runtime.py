@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import F2FError, InputError
-from ..model.generator import MIN_SIZE, POSE_DIMS, padded_coordinates
+from ..model.generator import MIN_SIZE, POSE_DIMS, check_drive_batch, padded_coordinates
 from ..model.landmark_images import draw_landmark_images
 from . import graphs
 
@@ -199,10 +199,7 @@ class OnnxGenerator:
         """`drive` with the driving landmark images already drawn (`landmark_images`)."""
         pose = self._pose(driving_pose)
         n = pose.shape[0]
-        if driving_images[0].shape[0] != n:
-            raise ValueError("driving poses and landmarks need the same batch size")
-        if encoding.batch not in (1, n):
-            raise ValueError(f"a source batch of {encoding.batch} cannot drive {n} frames")
+        check_drive_batch(n, driving_images[0].shape[0], encoding.batch)
         if encoding.size != self.size:
             raise ValueError(f"encoding of size {encoding.size} for a {self.size} model")
         feed = dict(zip(graphs.FEATURES, encoding.features))

@@ -89,6 +89,14 @@ class GeneratorOutput:
     flows: list[torch.Tensor]  # sampling grids (N, h, w, 2) at 1/16, 1/8, 1/4 of the padded size
 
 
+def check_drive_batch(poses: int, landmarks: int, sources: int) -> None:
+    """Driving poses and landmarks pair up; one source drives all frames, or one per frame."""
+    if landmarks != poses:
+        raise ValueError("driving poses and landmarks need the same batch size")
+    if sources not in (1, poses):
+        raise ValueError(f"a source batch of {sources} cannot drive {poses} frames")
+
+
 def _expand(t: torch.Tensor, n: int) -> torch.Tensor:
     return t.expand(n, *t.shape[1:]) if t.shape[0] != n else t
 
@@ -159,10 +167,7 @@ class Generator(nn.Module):
         (`driving_landmark_images`): motion, pose encoding, warping and decoding."""
         pose = self._pose(driving_pose)
         n = pose.shape[0]
-        if driving_images[0].shape[0] != n:
-            raise ValueError("driving poses and landmarks need the same batch size")
-        if encoding.batch not in (1, n):
-            raise ValueError(f"a source batch of {encoding.batch} cannot drive {n} frames")
+        check_drive_batch(n, driving_images[0].shape[0], encoding.batch)
         inputs = [torch.cat((_expand(src, n), drv, _expand(img, n)), 1)
                   for src, drv, img in zip(encoding.landmark_images, driving_images,
                                            encoding.images)]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import InputError, require_format
 from ..io.atomic import atomic_output
 
 FORMAT = "f2f-track"
@@ -117,11 +117,7 @@ def load_track(path: str | os.PathLike[str]) -> Track:
         meta = json.loads(str(arrays.pop("meta")))
     except (KeyError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: track file has no valid metadata") from exc
-    if meta.get("format") != FORMAT:
-        raise InputError(f"{path}: not an f2f track file")
-    if meta.get("version") != VERSION:
-        raise InputError(f"{path}: track format version {meta.get('version')} is not supported "
-                         f"(this f2f reads version {VERSION})")
+    require_format(meta, FORMAT, VERSION, path, "track file")
     _validate(path, arrays)
     return Track(
         **{name: arrays[name] for name in _FRAME_ARRAYS},

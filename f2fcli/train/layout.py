@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, require_format
 
 FORMAT = "f2f-dataset"
 VERSION = 1
@@ -142,11 +142,7 @@ def read_manifest(dataset_dir: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: unreadable manifest ({exc})") from exc
-    if manifest.get("format") != FORMAT:
-        raise InputError(f"{path}: not an f2f dataset manifest")
-    if manifest.get("version") != VERSION:
-        raise InputError(f"{path}: dataset version {manifest.get('version')} is not supported "
-                         f"(this f2f reads version {VERSION})")
+    require_format(manifest, FORMAT, VERSION, path, "dataset manifest")
     return manifest
 
 

@@ -260,6 +260,9 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      default="all", show_default=True, help="Which parts follow the driver."),
         click.option("--ref-frame", type=click.IntRange(min=0), default=None,
                      help="Driver frame taken as neutral [default: chosen automatically]."),
+        click.option("--no-retarget", is_flag=True,
+                     help="Transfer the fitted expression coefficients as they are, instead of "
+                          "solving for the source expression that reads as the driver's."),
         click.option("--face-index", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Source face when several are visible (0 = largest)."),
         click.option("--face-box", default=None, metavar="X,Y,W,H",
@@ -296,7 +299,7 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
     try:
         motion = MotionOptions(params["expression_mode"], params["pose_mode"],
                                float(params["expression_scale"]), params["region"],
-                               params["ref_frame"])
+                               params["ref_frame"], not params["no_retarget"])
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     return ReenactOptions(

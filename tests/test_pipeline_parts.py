@@ -94,7 +94,8 @@ def _track(n: int, pose: np.ndarray, expression: np.ndarray) -> Track:
 
 
 def test_motion_options(astronaut_file: Path) -> None:
-    source, _ = load_source(astronaut_file, SourceOptions(), FaceModel.canonical(), None)
+    model = FaceModel.canonical()
+    source, _ = load_source(astronaut_file, SourceOptions(), model, None)
     n = 4
     pose = np.tile([0.0, 0.0, 0.0, 200.0, 200.0, 10.0], (n, 1))
     pose[:, 2] = [0.0, 0.1, 0.2, 0.3]  # the driver rolls its head
@@ -102,18 +103,81 @@ def test_motion_options(astronaut_file: Path) -> None:
     expression[:, 24] = [0.0, 0.3, 0.6, 0.9]  # and opens its jaw (jawOpen)
     track = _track(n, pose, expression)
 
-    full = drive(source, track, MotionOptions(ref_frame=0))
+    def drive_(**kw) -> object:  # the rig transfer alone; retargeting is tested below
+        return drive(source, track, model, MotionOptions(retarget=False, **kw))
+
+    full = drive_(ref_frame=0)
     assert np.allclose(full.pose[0], source.pose, atol=1e-6)
     assert not np.allclose(full.pose[3], source.pose)
     assert full.expression[3, 24] == pytest.approx(0.9)
 
-    still = drive(source, track, MotionOptions(ref_frame=0, region="expression"))
+    still = drive_(ref_frame=0, region="expression")
     assert np.allclose(still.pose, source.pose)
-    eyes = drive(source, track, MotionOptions(ref_frame=0, region="eyes"))
+    eyes = drive_(ref_frame=0, region="eyes")
     assert np.allclose(eyes.expression[:, 24], source.expression[24])
-    damped = drive(source, track, MotionOptions(ref_frame=0, expression_scale=0.5))
+    damped = drive_(ref_frame=0, expression_scale=0.5)
     assert damped.expression[3, 24] < full.expression[3, 24]
     with pytest.raises(ValueError, match="outside"):
-        drive(source, track, MotionOptions(ref_frame=9))
+        drive_(ref_frame=9)
+    with pytest.raises(ValueError, match="blendshape model"):
+        drive(source, track, model, MotionOptions(ref_frame=0))
     with pytest.raises(ValueError, match="unknown region"):
         MotionOptions(region="nose")
+
+
+def _retarget_setup(astronaut_file: Path):
+    from f2fcli.pipeline.retarget import RetargetOptions, SourceLandmarkModel
+    from f2fcli.tracking.landmarks import BlendshapeModel
+
+    model = FaceModel.canonical()
+    source, _ = load_source(astronaut_file, SourceOptions(), model, None)
+    landmarks = SourceLandmarkModel(model, source.identity, source.identity_detail, source.pose,
+                                    source.expression, source.landmarks, RetargetOptions())
+    return model, source, landmarks, BlendshapeModel(threads=1)
+
+
+def test_source_landmarks_move_the_iris_with_gaze(astronaut_file: Path) -> None:
+    _, source, landmarks, _ = _retarget_setup(astronaut_file)
+    e, pose = source.expression[None], source.pose[None]
+    still = landmarks.landmarks(e, np.zeros((1, 4)), pose)[0]
+    # at the source's own expression and gaze, the irises sit where the photo has them
+    assert np.abs(still[468:] - source.landmarks[468:, :2]).max() < 1.5
+    right = landmarks.landmarks(e, np.array([[1.0, 0.0, 1.0, 0.0]]), pose)[0]
+    assert np.allclose(right[:468], still[:468])
+    shift = right[468:] - still[468:]
+    eye_width = np.linalg.norm(still[133] - still[33])
+    # towards the subject's left is image right for a frontal face; 0.2 eye widths at gaze 1
+    assert np.all(shift[:, 0] > 0.15 * eye_width) and np.all(np.abs(shift[:, 1]) < shift[:, 0])
+
+
+def test_retarget_reproduces_a_reachable_expression(astronaut_file: Path) -> None:
+    """The driver is the source itself with a known expression change: retargeting from
+    the unmoved source must find scores close to the driver's."""
+    from f2fcli.pipeline.retarget import retarget
+    from f2fcli.tracking.face_model import EXPR_INDEX
+
+    model, source, landmarks, blendshapes = _retarget_setup(astronaut_file)
+    n = 12
+    wanted = np.repeat(source.expression[None], n, 0)
+    ramp = np.linspace(0.0, 1.0, n)
+    for name, end in (("jawOpen", 0.6), ("browInnerUp", 0.7), ("eyeBlinkLeft", 0.5),
+                      ("eyeBlinkRight", 0.5)):
+        k = EXPR_INDEX[name]
+        wanted[:, k] += ramp * (end - wanted[0, k])
+    gaze = np.zeros((n, 4))
+    gaze[:, 0] = gaze[:, 2] = ramp
+    pose = np.repeat(source.pose[None], n, 0)
+    points = landmarks.landmarks(wanted, gaze, pose)
+    track = _track(n, pose, np.zeros((n, 51)))
+    track.landmarks[:] = np.concatenate([points, np.zeros((n, 478, 1))], 2)
+    still = np.repeat(source.expression[None], n, 0)
+    res = retarget(model, source, track, pose, still, np.zeros((n, 2, 2)), 0, "relative", 1.0,
+                   np.ones(51, bool), np.ones(51), blendshapes)
+    target = blendshapes(points)[:, 1:]
+    got = blendshapes(landmarks.landmarks(res.expression, res.gaze.reshape(n, 4), pose))[:, 1:]
+    before = blendshapes(landmarks.landmarks(still, np.zeros((n, 4)), pose))[:, 1:]
+    assert np.abs(got - target).mean() < 0.35 * np.abs(before - target).mean()
+    assert res.error_after < res.error_before
+    jaw = EXPR_INDEX["jawOpen"]
+    assert np.corrcoef(res.expression[:, jaw], ramp)[0, 1] > 0.9
+    assert np.all(res.gaze[-1, :, 0] > 0.4)  # both irises look the way the driver's did

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..tracking.face_model import ARKIT_NAMES, FaceModel, transform_points
+from ..tracking.face_model import ARKIT_NAMES, EXPR_INDEX, FaceModel, transform_points
 from ..tracking.fitting import choose_reference_frame, transfer_expression, transfer_pose
+from ..tracking.landmarks import BlendshapeModel
 from ..tracking.track import Track
+from .retarget import retarget
 from .source import SourceFace
 
 EXPRESSION_MODES = ("hybrid", "relative", "absolute")
@@ -30,6 +32,9 @@ class MotionOptions:
     source's pose), `absolute` (the driver's pose in the source image) or `off` (source pose).
     region: which parts move: all, expression (no head motion), pose (no expression),
     eyes or lips (only those expression channels; no head motion).
+    retarget: solve the source's expression so that the blendshape network reads the
+    driver's change of expression on it (`retarget.py`); off, the fitted rig coefficients
+    are transferred as they are (weaker and less faithful, but no solve).
     """
 
     expression_mode: str = "hybrid"
@@ -37,6 +42,7 @@ class MotionOptions:
     expression_scale: float = 1.0
     region: str = "all"
     ref_frame: int | None = None
+    retarget: bool = True
 
     def __post_init__(self) -> None:
         for value, allowed, name in ((self.expression_mode, EXPRESSION_MODES, "expression mode"),
@@ -48,10 +54,12 @@ class MotionOptions:
 
 @dataclass(frozen=True)
 class DrivenMotion:
-    """Per output frame: head pose (source-image pixels) and expression of the source face."""
+    """Per output frame: head pose (source-image pixels), expression of the source face and
+    the change of gaze from the source's ((N, 2, 2), see `gaze_directions`)."""
 
     pose: np.ndarray
     expression: np.ndarray
+    gaze: np.ndarray
     ref_frame: int
 
 
@@ -67,9 +75,13 @@ def reference_frame(track: Track, requested: int | None) -> int:
     return int(choose_reference_frame(track.pose, track.expression, track.found))
 
 
-def drive(source: SourceFace, track: Track, options: MotionOptions = MotionOptions()
-          ) -> DrivenMotion:
-    """Transfer the driver's pose and expression onto the source face."""
+def drive(source: SourceFace, track: Track, model: FaceModel,
+          options: MotionOptions = MotionOptions(),
+          blendshapes: BlendshapeModel | None = None) -> DrivenMotion:
+    """Transfer the driver's pose and expression onto the source face.
+
+    With `options.retarget`, `blendshapes` (the tracker's network) is required.
+    """
     ref = reference_frame(track, options.ref_frame)
     n = len(track)
     expression = transfer_expression(source.expression, track.expression,
@@ -77,19 +89,39 @@ def drive(source: SourceFace, track: Track, options: MotionOptions = MotionOptio
     expression = np.clip(source.expression + options.expression_scale
                          * (expression - source.expression), 0.0, 1.0)
     still = np.broadcast_to(source.pose, (n, 6))
-    if options.pose_mode == "off":
+    if options.pose_mode == "off" or options.region in ("expression", "eyes", "lips"):
         pose = still.copy()
     else:
         mode = "relative" if options.pose_mode == "relative" else "absolute"
         pose = transfer_pose(source.pose, track.pose, track.pose[ref], mode)
-    if options.region in ("expression", "eyes", "lips"):
-        pose = still.copy()
-    if options.region == "pose":
-        expression = np.broadcast_to(source.expression, (n, 51)).copy()
-    elif options.region in ("eyes", "lips"):
-        keep = ~(_EYES if options.region == "eyes" else _LIPS)
-        expression[:, keep] = source.expression[keep]
-    return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), ref)
+    moving = {"eyes": _EYES, "lips": _LIPS, "pose": np.zeros(51, bool)}.get(
+        options.region, np.ones(51, bool))
+    expression[:, ~moving] = source.expression[~moving]
+    gaze = gaze_directions(expression) - gaze_directions(source.expression)
+    if options.retarget and moving.any():
+        if blendshapes is None:
+            raise ValueError("retargeting needs the blendshape model")
+        solved = retarget(model, source, track, pose, expression, gaze, ref,
+                          options.expression_mode, options.expression_scale, moving,
+                          moving.astype(np.float64), blendshapes,
+                          move_gaze=bool(moving[_EYES].any()))
+        expression, gaze = solved.expression, solved.gaze
+    return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), gaze, ref)
+
+
+def gaze_directions(expression: np.ndarray) -> np.ndarray:
+    """eyeLook channels (..., 51) -> (..., 2, 2): per eye (the subject's right eye, i.e. the
+    image-left one, first) the look direction (towards the subject's left, up)."""
+    e = np.asarray(expression, np.float64)
+
+    def ch(name: str) -> np.ndarray:
+        return e[..., EXPR_INDEX[name]]
+
+    right = np.stack([ch("eyeLookInRight") - ch("eyeLookOutRight"),
+                      ch("eyeLookUpRight") - ch("eyeLookDownRight")], -1)
+    left = np.stack([ch("eyeLookOutLeft") - ch("eyeLookInLeft"),
+                     ch("eyeLookUpLeft") - ch("eyeLookDownLeft")], -1)
+    return np.stack([right, left], -2)
 
 
 def face_mesh(model: FaceModel, source: SourceFace, pose: np.ndarray, expression: np.ndarray

@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import F2FError, InputError
-from ..tracking.face_model import EXPR_INDEX, FaceModel, warp_pose
+from ..tracking.face_model import FaceModel, warp_pose
 from ..weights_dir import user_weights_dir
 from .crop import CropBox
 from .motion import face_mesh
@@ -21,24 +21,28 @@ RENDERERS = ("auto", "warp", "neural")
 @dataclass(frozen=True)
 class CropMotion:
     """Face geometry of N frames in crop pixels: mesh (N, 468, 3), keypoints (N, 72, 2),
-    head pose (N, 6) in crop pixels, expression (N, 51)."""
+    head pose (N, 6) in crop pixels, expression (N, 51), change of gaze from the source's
+    (N, 2, 2)."""
 
     points: np.ndarray
     keypoints: np.ndarray
     pose: np.ndarray
     expression: np.ndarray
+    gaze: np.ndarray
 
 
 def crop_motion(model: FaceModel, source: SourceFace, box: CropBox, pose: np.ndarray,
-                expression: np.ndarray) -> CropMotion:
-    """The source face at `pose`/`expression` (source-image pixels), moved into the crop."""
+                expression: np.ndarray, gaze: np.ndarray | None = None) -> CropMotion:
+    """The source face at `pose`/`expression` (source-image pixels), moved into the crop;
+    `gaze` defaults to the source's own."""
     pose = np.atleast_2d(pose)
     expression = np.atleast_2d(expression)
+    gaze = np.zeros((len(pose), 2, 2)) if gaze is None else np.asarray(gaze, np.float64)
     points = box.to_crop(face_mesh(model, source, pose, expression))
     keypoints = box.to_crop(model.keypoints72(source.identity, expression, pose,
                                               source.identity_detail))
     offset = -np.array([box.x0, box.y0], np.float64) * box.scale
-    return CropMotion(points, keypoints, warp_pose(pose, box.scale, offset), expression)
+    return CropMotion(points, keypoints, warp_pose(pose, box.scale, offset), expression, gaze)
 
 
 class FaceRenderer(Protocol):
@@ -60,33 +64,12 @@ class WarpFaceRenderer:
         from ..renderers.warp import WarpRenderer
 
         self._warp = WarpRenderer()
-        self._source_gaze = np.zeros((2, 2))
 
     def prepare(self, crop: np.ndarray, source: CropMotion) -> object:
-        if source.expression is not None and len(source.expression):
-            self._source_gaze = gaze_directions(source.expression[0])
         return self._warp.prepare(crop, source.points[0])
 
     def render(self, prepared: object, target: CropMotion) -> np.ndarray:
-        gaze = None
-        if target.expression is not None and len(target.expression) == len(target.points):
-            gaze = gaze_directions(target.expression) - self._source_gaze
-        return self._warp.render(prepared, target.points, gaze)
-
-
-def gaze_directions(expression: np.ndarray) -> np.ndarray:
-    """eyeLook channels (..., 51) -> (..., 2, 2): per eye (the subject's right eye, i.e. the
-    image-left one, first) the look direction (towards the subject's left, up)."""
-    e = np.asarray(expression, np.float64)
-
-    def ch(name: str) -> np.ndarray:
-        return e[..., EXPR_INDEX[name]]
-
-    right = np.stack([ch("eyeLookInRight") - ch("eyeLookOutRight"),
-                      ch("eyeLookUpRight") - ch("eyeLookDownRight")], -1)
-    left = np.stack([ch("eyeLookOutLeft") - ch("eyeLookInLeft"),
-                     ch("eyeLookUpLeft") - ch("eyeLookDownLeft")], -1)
-    return np.stack([right, left], -2)
+        return self._warp.render(prepared, target.points, target.gaze)
 
 
 def find_generator_weights(explicit: Path | None) -> Path | None:

@@ -23,6 +23,7 @@ from ..io.atomic import check_output_path
 from ..io.video import VideoReader
 from ..io.writer import EncoderSettings, VideoWriter, write_video
 from ..tracking.face_model import FaceModel
+from ..tracking.landmarks import BlendshapeModel
 from ..tracking.track import Track, load_track
 from ..tracking.video_track import TrackOptions, track_video
 from .motion import MotionOptions, drive
@@ -178,6 +179,7 @@ class Resources:
 
     def __init__(self) -> None:
         self._model: FaceModel | None = None
+        self._blendshapes: BlendshapeModel | None = None
         self._renderers: dict[tuple, FaceRenderer] = {}
 
     @property
@@ -185,6 +187,13 @@ class Resources:
         if self._model is None:
             self._model = FaceModel.canonical()
         return self._model
+
+    @property
+    def blendshapes(self) -> BlendshapeModel:
+        """The tracker's blendshape network, for retargeting (tiny: one thread)."""
+        if self._blendshapes is None:
+            self._blendshapes = BlendshapeModel(threads=1)
+        return self._blendshapes
 
     def renderer(self, name: str, weights: Path | None, options: ReenactOptions) -> FaceRenderer:
         key = (name, weights, options.device, options.fp16, options.backend)
@@ -228,10 +237,6 @@ def reenact(source_path: Path, driving: Path, output: Path,
     track, driving_is_video = load_driver(driving, options.driver, log)
     seconds["driver_tracking"] = time.perf_counter() - t0
     audio = _audio_source(options.audio, driving, driving_is_video)
-    try:
-        motion = drive(source, track, options.motion)
-    except ValueError as exc:
-        raise F2FError(str(exc)) from exc
 
     t0 = time.perf_counter()
     renderer = resources.renderer(renderer_name, weights, options)
@@ -242,6 +247,13 @@ def reenact(source_path: Path, driving: Path, output: Path,
     paste = PasteBack(source.image, box) if options.paste_back else None
     seconds["prepare"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    try:
+        motion = drive(source, track, model, options.motion, resources.blendshapes)
+    except ValueError as exc:
+        raise F2FError(str(exc)) from exc
+    seconds["motion"] = time.perf_counter() - t0
+
     render_s = 0.0
     t_start = time.perf_counter()
     with write_video(output, track.fps, options.encoder, track.time_base, audio,
@@ -250,7 +262,7 @@ def reenact(source_path: Path, driving: Path, output: Path,
             for part in _chunks(len(track), options.batch_size):
                 t0 = time.perf_counter()
                 target = crop_motion(model, source, box, motion.pose[part],
-                                     motion.expression[part])
+                                     motion.expression[part], motion.gaze[part])
                 frames = list(renderer.render(prepared, target))
                 if paste is not None:
                     frames = [paste(frame) for frame in frames]

@@ -669,12 +669,12 @@ def upsample2x(a: np.ndarray) -> np.ndarray:
     return along(along(a, 0), 1)
 
 
-def runtime_table(name: str) -> tuple:
-    """A literal table from f2fcli/tracking/landmarks.py, read without importing
+def runtime_table(name: str, module: str = "landmarks") -> tuple:
+    """A literal table from f2fcli/tracking/<module>.py, read without importing
     it (the tools venv need not have opencv)."""
     import ast
 
-    src = (REPO / "f2fcli" / "tracking" / "landmarks.py").read_text()
+    src = (REPO / "f2fcli" / "tracking" / f"{module}.py").read_text()
     for node in ast.parse(src).body:
         targets = node.targets if isinstance(node, ast.Assign) else (
             [node.target] if isinstance(node, ast.AnnAssign) else [])
@@ -933,7 +933,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "NOTICE.txt").write_text(notice)
 
     BLENDSHAPE_SUBSET = runtime_table("BLENDSHAPE_SUBSET")
-    BLENDSHAPE_NAMES = runtime_table("BLENDSHAPE_NAMES")
+    BLENDSHAPE_NAMES = ("_neutral", *runtime_table("ARKIT_NAMES", "face_model"))
     assert len(BLENDSHAPE_SUBSET) == 146 and len(BLENDSHAPE_NAMES) == 52
 
     prov = {

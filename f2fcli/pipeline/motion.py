@@ -77,10 +77,12 @@ def reference_frame(track: Track, requested: int | None) -> int:
 
 def drive(source: SourceFace, track: Track, model: FaceModel,
           options: MotionOptions = MotionOptions(),
-          blendshapes: BlendshapeModel | None = None) -> DrivenMotion:
+          blendshapes: BlendshapeModel | None = None,
+          iris_response: np.ndarray | None = None) -> DrivenMotion:
     """Transfer the driver's pose and expression onto the source face.
 
-    With `options.retarget`, `blendshapes` (the tracker's network) is required.
+    With `options.retarget`, `blendshapes` (the tracker's network) is required;
+    `iris_response` is the renderer's measured iris motion (`renderer.iris_response`).
     """
     ref = reference_frame(track, options.ref_frame)
     n = len(track)
@@ -104,7 +106,7 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
         solved = retarget(model, source, track, pose, expression, gaze, ref,
                           options.expression_mode, options.expression_scale, moving,
                           moving.astype(np.float64), blendshapes,
-                          move_gaze=bool(moving[_EYES].any()))
+                          move_gaze=bool(moving[_EYES].any()), iris_response=iris_response)
         expression, gaze = solved.expression, solved.gaze
     return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), gaze, ref)
 

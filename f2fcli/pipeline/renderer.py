@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import F2FError, InputError
 from ..tracking.face_model import FaceModel, warp_pose
+from ..tracking.landmarks import FaceLandmarker, roi_from_landmarks
 from ..weights_dir import user_weights_dir
 from .crop import CropBox
 from .motion import face_mesh
@@ -70,6 +71,31 @@ class WarpFaceRenderer:
 
     def render(self, prepared: object, target: CropMotion) -> np.ndarray:
         return self._warp.render(prepared, target.points, target.gaze)
+
+
+def iris_response(renderer: FaceRenderer, prepared: object, model: FaceModel,
+                  source: SourceFace, box: CropBox, landmarker: FaceLandmarker
+                  ) -> np.ndarray | None:
+    """How far the renderer really moves each iris per unit of gaze, (2, 2, 2): per eye
+    (image-left first) the displacement in source pixels for gaze right and up, measured
+    with the landmarker on five frames of the source; None if it finds no face on one.
+
+    The lids cover part of a shifted iris, so it reads as moved less than it was drawn;
+    retargeting uses this to ask for the gaze it needs.
+    """
+    probes = np.zeros((5, 2, 2))
+    probes[1, :, 0], probes[2, :, 0], probes[3, :, 1], probes[4, :, 1] = 1, -1, 1, -1
+    n = len(probes)
+    target = crop_motion(model, source, box, np.repeat(source.pose[None], n, 0),
+                         np.repeat(source.expression[None], n, 0), probes)
+    centres = []
+    for frame, points in zip(renderer.render(prepared, target), target.points):
+        found = landmarker(frame, roi_from_landmarks(points))
+        if not found.present:
+            return None
+        centres.append(found.points[[468, 473], :2] / box.scale)
+    c = np.asarray(centres, np.float64)  # (5, 2 eyes, 2)
+    return np.stack([(c[1] - c[2]) / 2.0, (c[3] - c[4]) / 2.0], 1)
 
 
 def find_generator_weights(explicit: Path | None) -> Path | None:

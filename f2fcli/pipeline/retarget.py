@@ -47,6 +47,7 @@ class RetargetOptions:
     prior: float = 0.02  # pull towards the transferred rig coefficients
     gaze_prior: float = 0.01  # pull towards the transferred gaze
     damping: float = 1e-3
+    tolerance: float = 0.01  # relative cost decrease below which a frame stops
     fd_step: float = 0.1
     gaze_limit: float = 1.5  # iris travel bound, in units of the renderer's full gaze
     rig_limit: float = 2.0  # rig coefficients may go past 1: the hand-built shapes are modest
@@ -73,14 +74,23 @@ class SourceLandmarkModel:
 
     def __init__(self, model: FaceModel, identity: np.ndarray, identity_detail: np.ndarray,
                  source_pose: np.ndarray, source_expression: np.ndarray,
-                 source_landmarks: np.ndarray, options: RetargetOptions) -> None:
+                 source_landmarks: np.ndarray, options: RetargetOptions,
+                 iris_response: np.ndarray | None = None) -> None:
+        """`iris_response` (2, 2, 2): per eye, how far (source pixels) the renderer moves the
+        iris per unit of gaze right and up, as measured on rendered frames; default: the
+        warp renderer's nominal shift."""
         self.model = model
         self.neutral = model.neutral(identity, identity_detail)
         self.basis = model.expression_basis(self.neutral)
         self.options = options
         mesh = self.mesh(source_expression[None], source_pose[None])[0]
+        # The fit leaves a few pixels between the mesh and the photo's own landmarks (lip
+        # outlines, brows); the renderer carries the photo along with the mesh, so what a
+        # detector finds on a frame is the photo's landmarks moved with it, not the mesh.
+        self._mesh_src = mesh
+        self._residual = (np.asarray(source_landmarks, np.float64)[:len(mesh), :2] - mesh)
         self._rings = []
-        for ring, iris, corners in _EYES:
+        for k, (ring, iris, corners) in enumerate(_EYES):
             ring_src = np.c_[mesh[list(ring)], np.ones(len(ring))]
             iris_src = np.asarray(source_landmarks, np.float64)[list(iris), :2]
             a0, a1 = mesh[corners[0]], mesh[corners[1]]
@@ -89,6 +99,8 @@ class SourceLandmarkModel:
             axis = axis / max(width, 1e-9)
             up = np.array([axis[1], -axis[0]])  # image y points down: rotate the axis up
             unit = options.gaze_shift * width * np.stack([axis, options.gaze_vertical * up])
+            if iris_response is not None:
+                unit = np.asarray(iris_response[k], np.float64)
             self._rings.append((list(ring), np.linalg.pinv(ring_src), iris_src, unit))
 
     def mesh(self, e: np.ndarray, pose: np.ndarray) -> np.ndarray:
@@ -100,7 +112,10 @@ class SourceLandmarkModel:
         """(N, 478, 2): the mesh plus irises that ride with their lids and shift by `gaze`
         ((N, 4): per eye the renderer's look direction, towards the subject's left and up)."""
         mesh = self.mesh(e, pose)
-        out = [mesh]
+        turn = _similarity(self._mesh_src, mesh)  # (N,) complex: in-plane rotation and scale
+        res = self._residual[:, 0] + 1j * self._residual[:, 1]
+        moved_res = turn[:, None] * res[None]
+        out = [mesh + np.stack([moved_res.real, moved_res.imag], -1)]
         for k, (ring, pinv, iris_src, unit) in enumerate(self._rings):
             affine = np.einsum("ij,njc->nic", pinv, mesh[:, ring])  # (N, 3, 2)
             shift = gaze[:, 2 * k:2 * k + 2] @ unit  # source pixels
@@ -109,6 +124,16 @@ class SourceLandmarkModel:
                                                        np.ones(len(moved) * 5)]
                                  .reshape(len(moved), 5, 3), affine))
         return np.concatenate(out, 1)
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares 2-D rotation and scale, as a complex factor, from `src` (V, 2) to each
+    of `dst` (N, V, 2)."""
+    zs = src[:, 0] + 1j * src[:, 1]
+    zd = dst[..., 0] + 1j * dst[..., 1]
+    zs = zs - zs.mean()
+    zd = zd - zd.mean(-1, keepdims=True)
+    return (zd @ np.conj(zs)) / max(float(np.sum(np.abs(zs) ** 2)), 1e-12)
 
 
 def driver_scores(track: Track, blendshapes: BlendshapeModel,
@@ -176,32 +201,41 @@ class Retargeter:
         hi = np.concatenate([np.full(nf, o.rig_limit), np.full(N_GAZE, g_lim)])
         w = np.sqrt(weights)
 
-        def cost(x: np.ndarray, s: np.ndarray) -> np.ndarray:
-            return np.sum((w * (s - target)) ** 2, 1) + np.sum(lam * (x - x_prior) ** 2, 1)
+        def cost(x: np.ndarray, s: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            return (np.sum((w * (s - target[idx])) ** 2, 1)
+                    + np.sum(lam * (x - x_prior[idx]) ** 2, 1))
 
         x = x_prior.copy()
         s = self.scores(*self._split(x, e_prior), pose)
         before = float(np.abs(s - target).mean())
-        c = cost(x, s)
+        c = cost(x, s, np.arange(len(x)))
         jt = np.broadcast_to(jac, (len(x), 51, n)).copy()
         step = np.ones(len(x))
+        active = np.ones(len(x), bool)
         for _ in range(o.iterations):
-            jw = w[..., None] * jt
+            i = np.flatnonzero(active)
+            if not len(i):
+                break
+            jw = w[..., None] * jt[i]
             a = np.einsum("tki,tkj->tij", jw, jw) + np.eye(n) * (lam + o.damping)
-            g = np.einsum("tki,tk->ti", jw, w * (s - target)) + lam * (x - x_prior)
-            delta = -np.linalg.solve(a, g[..., None])[..., 0] * step[:, None]
-            x_new = np.clip(x + delta, lo, hi)
-            s_new = self.scores(*self._split(x_new, e_prior), pose)
-            c_new = cost(x_new, s_new)
+            g = np.einsum("tki,tk->ti", jw, w * (s[i] - target[i])) + lam * (x[i] - x_prior[i])
+            delta = -np.linalg.solve(a, g[..., None])[..., 0] * step[i, None]
+            x_new = np.clip(x[i] + delta, lo, hi)
+            s_new = self.scores(*self._split(x_new, e_prior[i]), pose[i])
+            c_new = cost(x_new, s_new, i)
             # Broyden: the observed change corrects this frame's Jacobian either way
-            dx = x_new - x
+            dx = x_new - x[i]
             dd = np.sum(dx * dx, 1)
-            upd = dd > 1e-12
-            resid = (s_new - s) - np.einsum("tki,ti->tk", jt, dx)
-            jt[upd] += np.einsum("tk,ti->tki", resid[upd], dx[upd]) / dd[upd, None, None]
-            better = c_new < c
-            x[better], s[better], c[better] = x_new[better], s_new[better], c_new[better]
-            step = np.where(better, np.minimum(step * 1.5, 1.0), step * 0.5)
+            resid = (s_new - s[i]) - np.einsum("tki,ti->tk", jt[i], dx)
+            jt[i] += np.einsum("tk,ti->tki", resid, dx) / np.maximum(dd, 1e-12)[:, None, None] \
+                * (dd > 1e-12)[:, None, None]
+            better = c_new < c[i]
+            gain = (c[i] - c_new) / np.maximum(c[i], 1e-12)
+            ib = i[better]
+            x[ib], s[ib], c[ib] = x_new[better], s_new[better], c_new[better]
+            step[i] = np.where(better, np.minimum(step[i] * 1.5, 1.0), step[i] * 0.5)
+            # a frame is done when a step barely helps or the steps have shrunk away
+            active[i] = ~((better & (gain < o.tolerance)) | (step[i] < 1.0 / 16))
         e, gaze = self._split(x, e_prior)
         return e, gaze, before, float(np.abs(s - target).mean())
 
@@ -209,14 +243,16 @@ class Retargeter:
 def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expression: np.ndarray,
              gaze: np.ndarray, ref: int, mode: str, scale: float, free: np.ndarray,
              weights: np.ndarray, blendshapes: BlendshapeModel, move_gaze: bool = True,
+             iris_response: np.ndarray | None = None,
              options: RetargetOptions = RetargetOptions()) -> Retargeted:
     """Rig coefficients and gaze for every frame so the source reads as the driver does.
 
     `expression`/`gaze` are the transferred values (the prior and starting point); `free`
-    (51,) marks the rig channels that may move, `weights` (51,) the scores that count.
+    (51,) marks the rig channels that may move, `weights` (51,) the scores that count;
+    `iris_response`: see `SourceLandmarkModel`.
     """
     lm = SourceLandmarkModel(model, source.identity, source.identity_detail, source.pose,
-                             source.expression, source.landmarks, options)
+                             source.expression, source.landmarks, options, iris_response)
     solver = Retargeter(lm, blendshapes, free)
     g_src = np.zeros((1, N_GAZE))
     b_src = solver.scores(source.expression[None], g_src, source.pose[None])[0]

@@ -23,12 +23,13 @@ from ..io.atomic import check_output_path
 from ..io.video import VideoReader
 from ..io.writer import EncoderSettings, VideoWriter, write_video
 from ..tracking.face_model import FaceModel
-from ..tracking.landmarks import BlendshapeModel
+from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
 from ..tracking.track import Track, load_track
 from ..tracking.video_track import TrackOptions, track_video
 from .motion import MotionOptions, drive
 from .paste import PasteBack
-from .renderer import FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion
+from .renderer import (FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion,
+                       iris_response)
 from .source import SourceCache, SourceOptions, default_cache_dir, load_source
 
 
@@ -180,6 +181,7 @@ class Resources:
     def __init__(self) -> None:
         self._model: FaceModel | None = None
         self._blendshapes: BlendshapeModel | None = None
+        self._landmarker: FaceLandmarker | None = None
         self._renderers: dict[tuple, FaceRenderer] = {}
 
     @property
@@ -187,6 +189,12 @@ class Resources:
         if self._model is None:
             self._model = FaceModel.canonical()
         return self._model
+
+    @property
+    def landmarker(self) -> FaceLandmarker:
+        if self._landmarker is None:
+            self._landmarker = FaceLandmarker(threads=1)
+        return self._landmarker
 
     @property
     def blendshapes(self) -> BlendshapeModel:
@@ -248,8 +256,10 @@ def reenact(source_path: Path, driving: Path, output: Path,
     seconds["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    iris = (iris_response(renderer, prepared, model, source, box, resources.landmarker)
+            if options.motion.retarget else None)
     try:
-        motion = drive(source, track, model, options.motion, resources.blendshapes)
+        motion = drive(source, track, model, options.motion, resources.blendshapes, iris)
     except ValueError as exc:
         raise F2FError(str(exc)) from exc
     seconds["motion"] = time.perf_counter() - t0

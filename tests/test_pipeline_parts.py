@@ -181,3 +181,41 @@ def test_retarget_reproduces_a_reachable_expression(astronaut_file: Path) -> Non
     jaw = EXPR_INDEX["jawOpen"]
     assert np.corrcoef(res.expression[:, jaw], ramp)[0, 1] > 0.9
     assert np.all(res.gaze[-1, :, 0] > 0.4)  # both irises look the way the driver's did
+
+
+def test_self_reenactment_uses_the_sources_own_frame(astronaut_file: Path) -> None:
+    from f2fcli.pipeline.motion import reference_frame, source_frame
+
+    model = FaceModel.canonical()
+    source, _ = load_source(astronaut_file, SourceOptions(), model, None)
+    n = 6
+    track = _track(n, np.zeros((n, 6)), np.zeros((n, 51)))
+    rng = np.random.default_rng(0)
+    for i in range(n):  # other faces: the source's landmarks with a few px of change
+        track.landmarks[i] = source.landmarks + rng.normal(0, 4.0, (478, 3))
+    assert source_frame(track, source.landmarks) is None
+    # frame 4 is the photo itself, only moved and scaled in the video
+    track.landmarks[4] = source.landmarks * 0.8 + np.array([30.0, -12.0, 0.0])
+    assert source_frame(track, source.landmarks) == 4
+    assert reference_frame(track, None, source.landmarks) == 4
+    assert reference_frame(track, 2, source.landmarks) == 2  # the user's choice wins
+
+
+def test_iris_response_is_measured_on_rendered_frames(astronaut_file: Path) -> None:
+    from f2fcli.pipeline.renderer import WarpFaceRenderer, crop_motion, iris_response
+    from f2fcli.tracking.landmarks import FaceLandmarker
+
+    model = FaceModel.canonical()
+    source, _ = load_source(astronaut_file, SourceOptions(), model, None)
+    renderer = WarpFaceRenderer()
+    prepared = renderer.prepare(source.crop(), crop_motion(model, source, source.box,
+                                                           source.pose[None],
+                                                           source.expression[None]))
+    response = iris_response(renderer, prepared, model, source, source.box,
+                             FaceLandmarker(threads=1))
+    assert response.shape == (2, 2, 2)
+    eye_width = np.linalg.norm(source.landmarks[133, :2] - source.landmarks[33, :2])
+    right, up = response[:, 0], response[:, 1]
+    # both irises follow the requested look: right moves them right, up moves them up
+    assert np.all(right[:, 0] > 0.05 * eye_width) and np.all(np.abs(right[:, 1]) < right[:, 0])
+    assert np.all(up[:, 1] < 0)

@@ -207,3 +207,30 @@ def test_cache_commands(media: dict[str, Path], tmp_path: Path) -> None:
     cleared = json.loads(f2f("cache", "clear", "--cache-dir", str(tmp_path / "cache"),
                              "--json").stdout)
     assert cleared["removed"] == 1
+
+
+def test_retargeting_transfers_expressions_more_faithfully(media: dict[str, Path],
+                                                           tmp_path: Path) -> None:
+    """The bundled driver blinks, talks and smiles: the blendshape network, run on the output,
+    must follow the driver's changes better with retargeting than with the rig transfer."""
+    from f2fcli.pipeline.motion import MotionOptions
+    from f2fcli.tracking.landmarks import BlendshapeModel
+    from f2fcli.tracking.video_track import track_video
+
+    driving = Path(__file__).resolve().parents[1] / "examples" / "driving.mp4"
+    scores = BlendshapeModel(threads=1)
+
+    def changes(video: Path) -> np.ndarray:
+        track = track_video(video)[0]
+        assert track.found.all()
+        b = scores(track.landmarks[:, :, :2])[:, 1:]
+        return b - b[0]
+
+    wanted = changes(driving)
+    error = {}
+    for retarget in (False, True):
+        out = tmp_path / f"retarget_{retarget}.mp4"
+        reenact(media["source"], driving, out,
+                _options(tmp_path, motion=MotionOptions(retarget=retarget)))
+        error[retarget] = np.abs(changes(out) - wanted).mean() / np.abs(wanted).mean()
+    assert error[True] < error[False] - 0.05, error

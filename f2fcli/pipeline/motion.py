@@ -63,16 +63,42 @@ class DrivenMotion:
     ref_frame: int
 
 
-def reference_frame(track: Track, requested: int | None) -> int:
-    """The driver's neutral frame: the user's, else the track's, else chosen now."""
+def reference_frame(track: Track, requested: int | None,
+                    source_landmarks: np.ndarray | None = None) -> int:
+    """The driver's neutral frame: the user's, else the frame the source photo was taken
+    from (self-reenactment), else the track's, else chosen now."""
     if requested is not None:
         if not 0 <= requested < len(track):
             raise ValueError(f"reference frame {requested} is outside 0..{len(track) - 1}")
         return requested
+    if source_landmarks is not None:
+        same = source_frame(track, source_landmarks)
+        if same is not None:
+            return same
     stored = track.meta.get("reference_frame")
     if isinstance(stored, int) and 0 <= stored < len(track):
         return stored
     return int(choose_reference_frame(track.pose, track.expression, track.found))
+
+
+def source_frame(track: Track, source_landmarks: np.ndarray,
+                 tolerance: float = 0.01) -> int | None:
+    """The driver frame whose face is the source's (landmarks within `tolerance` of the
+    face size after a similarity fit), if any: relative motion from it is then exact."""
+    src = np.asarray(source_landmarks, np.float64)[:468, :2]
+    drv = np.asarray(track.landmarks, np.float64)[:, :468, :2]
+    ok = track.found & np.all(np.isfinite(drv), axis=(1, 2))
+    if not ok.any():
+        return None
+    zs = src[:, 0] + 1j * src[:, 1]
+    zd = drv[ok, :, 0] + 1j * drv[ok, :, 1]
+    zs = zs - zs.mean()
+    zd = zd - zd.mean(1, keepdims=True)
+    fit = (zd @ np.conj(zs))[:, None] / np.sum(np.abs(zs) ** 2) * zs[None]
+    size = np.sqrt(np.mean(np.abs(zs) ** 2))
+    error = np.sqrt(np.mean(np.abs(zd - fit) ** 2, 1)) / size
+    best = int(np.argmin(error))
+    return int(np.flatnonzero(ok)[best]) if error[best] < tolerance else None
 
 
 def drive(source: SourceFace, track: Track, model: FaceModel,
@@ -84,7 +110,7 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
     With `options.retarget`, `blendshapes` (the tracker's network) is required;
     `iris_response` is the renderer's measured iris motion (`renderer.iris_response`).
     """
-    ref = reference_frame(track, options.ref_frame)
+    ref = reference_frame(track, options.ref_frame, source.landmarks)
     n = len(track)
     expression = transfer_expression(source.expression, track.expression,
                                      track.expression[ref], options.expression_mode)

@@ -264,7 +264,8 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
                                        jac, weights, move_gaze)
     # Frames are solved independently and may settle on slightly different mixes of
     # channels; a plain Gaussian (an edge-keeping filter would keep those jumps) removes
-    # the jitter that adds, while the targets' blinks stay sharp enough.
+    # the jitter that adds (an edge-keeping filter would keep those jumps; keeping blinks
+    # per frame sharpens them but puts jitter on the lids).
     smooth = bilateral_filter(np.concatenate([e, g], 1), options.solution_sigma_t, np.inf)
     e = np.clip(smooth[:, :51], 0.0, options.rig_limit)
     return Retargeted(e, smooth[:, 51:].reshape(-1, 2, 2), before, after)

@@ -87,6 +87,7 @@ class WarpSettings:
     ring_fractions: tuple[float, ...] = (0.15, 0.3, 0.5, 0.7, 0.85, 1.0)
     eye_mode: str = "centre"  # how a narrowed eye shows the source eye, see EYE_MODES
     eye_centre: float = 0.5  # 'centre' mode: height of the kept band in the source opening
+    eye_shut: float = 0.4  # 'centre' mode: below this share of its opening an eye closes like 'cover'
     gaze_shift: float = 0.2  # iris travel at full eyeLook, in eye widths (0: off)
     gaze_vertical: float = 0.5  # vertical travel relative to horizontal
     mouth_fill: bool = True  # paint the cavity of a mouth opened wider than the source's
@@ -337,7 +338,9 @@ class WarpRenderer:
                 if s.eye_mode == "cover":
                     src[dup_u] = src_mesh[lo_i] + r * sv
                 else:
-                    c = s.eye_centre
+                    # the kept band slides down to the lower lid as the eye shuts, so a
+                    # closing eye ends on the lash line, not on a slit of iris
+                    c = s.eye_centre * _smoothstep_array(r / s.eye_shut)
                     src[dup_u] = src_mesh[lo_i] + (c + (1.0 - c) * r) * sv
                     src[dup_l] = src_mesh[lo_i] + (c - c * r) * sv
         if gaze is not None and np.all(np.isfinite(gaze)) and s.gaze_shift > 0:
@@ -436,6 +439,11 @@ def _mesh_topology() -> tuple[np.ndarray, np.ndarray]:
     loop = _boundary_loop(tris)
     loop.setflags(write=False)
     return tris, loop
+
+
+def _smoothstep_array(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
 
 
 def _smoothstep(t: float) -> float:

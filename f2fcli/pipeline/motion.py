@@ -10,7 +10,7 @@ from ..tracking.face_model import ARKIT_NAMES, EXPR_INDEX, FaceModel, transform_
 from ..tracking.fitting import choose_reference_frame, transfer_expression, transfer_pose
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.track import Track
-from .retarget import retarget
+from .retarget import Observe, retarget
 from .source import SourceFace
 
 EXPRESSION_MODES = ("hybrid", "relative", "absolute")
@@ -104,11 +104,13 @@ def source_frame(track: Track, source_landmarks: np.ndarray,
 def drive(source: SourceFace, track: Track, model: FaceModel,
           options: MotionOptions = MotionOptions(),
           blendshapes: BlendshapeModel | None = None,
-          iris_response: np.ndarray | None = None) -> DrivenMotion:
+          iris_response: np.ndarray | None = None,
+          observe: Observe | None = None) -> DrivenMotion:
     """Transfer the driver's pose and expression onto the source face.
 
     With `options.retarget`, `blendshapes` (the tracker's network) is required;
-    `iris_response` is the renderer's measured iris motion (`renderer.iris_response`).
+    `iris_response` is the renderer's measured iris motion (`renderer.iris_response`) and
+    `observe` reads rendered frames back (`renderer.observer`) to correct the solve.
     """
     ref = reference_frame(track, options.ref_frame, source.landmarks)
     n = len(track)
@@ -132,7 +134,8 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
         solved = retarget(model, source, track, pose, expression, gaze, ref,
                           options.expression_mode, options.expression_scale, moving,
                           moving.astype(np.float64), blendshapes,
-                          move_gaze=bool(moving[_EYES].any()), iris_response=iris_response)
+                          move_gaze=bool(moving[_EYES].any()), iris_response=iris_response,
+                          observe=observe)
         expression, gaze = solved.expression, solved.gaze
     return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), gaze, ref)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -71,6 +72,36 @@ class WarpFaceRenderer:
 
     def render(self, prepared: object, target: CropMotion) -> np.ndarray:
         return self._warp.render(prepared, target.points, target.gaze)
+
+
+def observer(renderer: FaceRenderer, prepared: object, model: FaceModel, source: SourceFace,
+             box: CropBox, landmarker: FaceLandmarker):
+    """The landmarks a landmarker finds on frames this renderer draws (see
+    `retarget.Observe`), in source-image pixels."""
+
+    def read(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
+        found = landmarker(frame, roi_from_landmarks(points))
+        if not found.present:
+            return np.full((478, 2), np.nan)
+        return found.points[:, :2] / box.scale + np.array([box.x0, box.y0])
+
+    def observe(pose: np.ndarray, expression: np.ndarray, gaze: np.ndarray) -> np.ndarray:
+        target = crop_motion(model, source, box, pose, expression, gaze)
+        # render the next frame while the landmarker reads the last one
+        with ThreadPoolExecutor(1) as reader:
+            pending = [reader.submit(read, renderer.render(prepared, target_i)[0], points)
+                       for target_i, points in zip(_frames(target), target.points)]
+            return np.stack([p.result() for p in pending])
+
+    return observe
+
+
+def _frames(motion: CropMotion):
+    """One-frame CropMotions of each frame of `motion`."""
+    for i in range(len(motion.points)):
+        yield CropMotion(*(np.asarray(f)[i:i + 1] for f in (motion.points, motion.keypoints,
+                                                              motion.pose, motion.expression,
+                                                              motion.gaze)))
 
 
 def iris_response(renderer: FaceRenderer, prepared: object, model: FaceModel,

@@ -18,6 +18,7 @@ Jacobian at the source and Broyden updates per frame (the network is small but n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -43,17 +44,21 @@ N_GAZE = 4  # (towards the subject's left, up) per eye
 class RetargetOptions:
     """Solver settings. Units: blendshape scores and rig coefficients are both in [0, 1]."""
 
-    iterations: int = 12
+    iterations: int = 8
     prior: float = 0.02  # pull towards the transferred rig coefficients
     gaze_prior: float = 0.01  # pull towards the transferred gaze
     damping: float = 1e-3
-    tolerance: float = 0.01  # relative cost decrease below which a frame stops
+    tolerance: float = 0.02  # relative cost decrease below which a frame stops
+    cost_floor: float = 2e-3  # a frame whose cost is below this is done (~0.006 per score)
     fd_step: float = 0.1
     gaze_limit: float = 1.5  # iris travel bound, in units of the renderer's full gaze
     rig_limit: float = 2.0  # rig coefficients may go past 1: the hand-built shapes are modest
     smooth_sigma_t: float = 2.0  # frames; temporal filter of the driver's scores
     smooth_sigma_r: float = 0.1  # score units; keeps blinks sharp
     solution_sigma_t: float = 1.5  # frames; Gaussian filter of the per-frame solutions
+    keyframe_stride: int = 2  # solve every this many frames, interpolate between
+    observe_stride: int = 1  # render every this many keyframes to correct the targets
+    feedback_change: float = 0.1  # score change from the source's at which the correction is full
     gaze_shift: float = 0.2  # eye widths at full gaze: must match the warp renderer
     gaze_vertical: float = 0.5
 
@@ -189,7 +194,7 @@ class Retargeter:
 
     def solve(self, pose: np.ndarray, target: np.ndarray, e_prior: np.ndarray,
               gaze_prior: np.ndarray, jac: np.ndarray, weights: np.ndarray,
-              move_gaze: bool = True) -> tuple:
+              move_gaze: bool = True, iterations: int | None = None) -> tuple:
         """Per frame ``min |w (s(x) - target)|^2 + prior |x - x_prior|^2``, bounded."""
         o = self.options
         nf = len(self.free)
@@ -211,8 +216,8 @@ class Retargeter:
         c = cost(x, s, np.arange(len(x)))
         jt = np.broadcast_to(jac, (len(x), 51, n)).copy()
         step = np.ones(len(x))
-        active = np.ones(len(x), bool)
-        for _ in range(o.iterations):
+        active = c >= o.cost_floor
+        for _ in range(o.iterations if iterations is None else iterations):
             i = np.flatnonzero(active)
             if not len(i):
                 break
@@ -235,37 +240,81 @@ class Retargeter:
             x[ib], s[ib], c[ib] = x_new[better], s_new[better], c_new[better]
             step[i] = np.where(better, np.minimum(step[i] * 1.5, 1.0), step[i] * 0.5)
             # a frame is done when a step barely helps or the steps have shrunk away
-            active[i] = ~((better & (gain < o.tolerance)) | (step[i] < 1.0 / 16))
+            active[i] = ~((better & (gain < o.tolerance)) | (step[i] < 1.0 / 16)
+                          | (c[i] < o.cost_floor))
         e, gaze = self._split(x, e_prior)
         return e, gaze, before, float(np.abs(s - target).mean())
+
+
+Observe = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""(head pose (N, 6), rig coefficients (N, 51), gaze (N, 2, 2)) -> the 478 landmarks (N, 478, 2,
+source-image pixels) that the landmarker finds on the frames the renderer draws for them; NaN
+rows where it finds no face."""
 
 
 def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expression: np.ndarray,
              gaze: np.ndarray, ref: int, mode: str, scale: float, free: np.ndarray,
              weights: np.ndarray, blendshapes: BlendshapeModel, move_gaze: bool = True,
-             iris_response: np.ndarray | None = None,
+             iris_response: np.ndarray | None = None, observe: Observe | None = None,
              options: RetargetOptions = RetargetOptions()) -> Retargeted:
     """Rig coefficients and gaze for every frame so the source reads as the driver does.
 
     `expression`/`gaze` are the transferred values (the prior and starting point); `free`
     (51,) marks the rig channels that may move, `weights` (51,) the scores that count;
-    `iris_response`: see `SourceLandmarkModel`.
+    `iris_response`: see `SourceLandmarkModel`. With `observe`, a second pass corrects the
+    targets by what the network reads on rendered frames of the first solution, where the
+    prediction from landmarks falls short.
     """
     lm = SourceLandmarkModel(model, source.identity, source.identity_detail, source.pose,
                              source.expression, source.landmarks, options, iris_response)
     solver = Retargeter(lm, blendshapes, free)
-    g_src = np.zeros((1, N_GAZE))
-    b_src = solver.scores(source.expression[None], g_src, source.pose[None])[0]
+    b_src = solver.scores(source.expression[None], np.zeros((1, N_GAZE)), source.pose[None])[0]
     b_drv = driver_scores(track, blendshapes, options)
     target = transfer_expression(b_src, b_drv, b_drv[ref], mode)
     target = np.clip(b_src + scale * (target - b_src), 0.0, 1.0)
     jac = solver.jacobian(source.expression, source.pose)
-    e, g, before, after = solver.solve(pose, target, expression, gaze.reshape(len(gaze), -1),
-                                       jac, weights, move_gaze)
+    # Solve on keyframes and interpolate: the targets are smooth at this scale, and the
+    # network (about 0.7 ms a call) is most of the cost.
+    n = len(pose)
+    key = np.unique(np.r_[np.arange(0, n, max(options.keyframe_stride, 1)), n - 1])
+    x0 = np.concatenate([expression, gaze.reshape(n, -1)], 1)[key]
+    e, g, before, after = solver.solve(pose[key], target[key], x0[:, :51], x0[:, 51:], jac,
+                                       weights, move_gaze)
+    if observe is not None:
+        offset = _observed_offset(solver, observe, pose[key], e, g)
+        if offset is not None:
+            # Correct only what the driver asks to change: at the source's own expression the
+            # rendered face is the photo, and a read-back there is the detector's noise.
+            change = np.abs(target[key] - b_src)
+            offset = offset * np.clip(change / options.feedback_change, 0.0, 1.0)
+            # a correction of a solved state: fewer steps
+            e, g, _, after = solver.solve(pose[key], target[key] - offset, e, g, jac, weights,
+                                          move_gaze, options.iterations // 2)
+    t = np.arange(n)
+    x = np.stack([np.interp(t, key, c) for c in np.concatenate([e, g], 1).T], 1)
     # Frames are solved independently and may settle on slightly different mixes of
-    # channels; a plain Gaussian (an edge-keeping filter would keep those jumps) removes
-    # the jitter that adds (an edge-keeping filter would keep those jumps; keeping blinks
-    # per frame sharpens them but puts jitter on the lids).
-    smooth = bilateral_filter(np.concatenate([e, g], 1), options.solution_sigma_t, np.inf)
-    e = np.clip(smooth[:, :51], 0.0, options.rig_limit)
-    return Retargeted(e, smooth[:, 51:].reshape(-1, 2, 2), before, after)
+    # channels; a plain Gaussian removes the jitter that adds (an edge-keeping filter would
+    # keep those jumps; keeping blinks per frame sharpens them but puts jitter on the lids).
+    x = bilateral_filter(x, options.solution_sigma_t, np.inf)
+    return Retargeted(np.clip(x[:, :51], 0.0, options.rig_limit), x[:, 51:].reshape(-1, 2, 2),
+                      before, after)
+
+
+def _observed_offset(solver: Retargeter, observe: Observe, pose: np.ndarray, e: np.ndarray,
+                     g: np.ndarray) -> np.ndarray | None:
+    """What the network reads on rendered frames minus what the landmarks predicted, per
+    frame (interpolated over frames it could not read, smoothed); None if it read none."""
+    n = len(pose)
+    step = max(solver.options.observe_stride, 1)
+    idx = np.unique(np.r_[np.arange(0, n, step), n - 1])
+    points = np.full((n, 478, 2), np.nan)
+    points[idx] = observe(pose[idx], e[idx], g[idx].reshape(-1, 2, 2))
+    seen = np.all(np.isfinite(points), axis=(1, 2))
+    if not seen.any():
+        return None
+    read = solver.bs(points[seen])[:, 1:]
+    predicted = solver.scores(e[seen], g[seen], pose[seen])
+    t = np.arange(n)
+    at = np.flatnonzero(seen)
+    offset = np.stack([np.interp(t, at, (read - predicted)[:, c]) for c in range(51)], 1)
+    return bilateral_filter(offset, 1.0, np.inf)

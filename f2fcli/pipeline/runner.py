@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator, Protocol
@@ -29,8 +29,13 @@ from ..tracking.video_track import TrackOptions, track_video
 from .motion import MotionOptions, drive
 from .paste import PasteBack
 from .renderer import (FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion,
-                       iris_response)
-from .source import SourceCache, SourceOptions, default_cache_dir, load_source
+                       iris_response, observer)
+from .crop import CropBox
+from .source import SourceCache, SourceFace, SourceOptions, default_cache_dir, load_source
+
+# Face size (px) in the crops retargeting renders to read back: the landmarker sees a face
+# about this large in its 256-px input, so more pixels are only more work.
+PROBE_FACE_PX = 176
 
 
 class Progress(Protocol):
@@ -198,9 +203,10 @@ class Resources:
 
     @property
     def blendshapes(self) -> BlendshapeModel:
-        """The tracker's blendshape network, for retargeting (tiny: one thread)."""
+        """The tracker's blendshape network, for retargeting: many small calls, spread over
+        the cores (two threads: this is a laptop CPU's worth, and rendering has not started)."""
         if self._blendshapes is None:
-            self._blendshapes = BlendshapeModel(threads=1)
+            self._blendshapes = BlendshapeModel(threads=1, workers=2)
         return self._blendshapes
 
     def renderer(self, name: str, weights: Path | None, options: ReenactOptions) -> FaceRenderer:
@@ -214,6 +220,22 @@ class Resources:
                 self._renderers[key] = NeuralFaceRenderer(weights, options.device, options.fp16,
                                                           options.backend)
         return self._renderers[key]
+
+
+def _probe_view(renderer: FaceRenderer, prepared: object, model: FaceModel,
+                source: SourceFace) -> tuple[object, CropBox]:
+    """The warp renderer prepared at the smallest size that still shows the landmarker the
+    face at its own input scale (a 256-px crop of about 1.5 face widths), for the frames
+    retargeting renders to read back; other renderers keep their size."""
+    box = source.box
+    face = float(np.ptp(source.landmarks[:468, :2], axis=0).max()) * box.scale
+    res = int(np.ceil(box.res * PROBE_FACE_PX / max(face, 1.0) / 16.0)) * 16
+    if renderer.name != "warp" or res >= box.res:
+        return prepared, box
+    small = replace(box, res=res)
+    return renderer.prepare(small.cut(source.image),
+                            crop_motion(model, source, small, source.pose[None],
+                                        source.expression[None])), small
 
 
 def reenact(source_path: Path, driving: Path, output: Path,
@@ -256,10 +278,14 @@ def reenact(source_path: Path, driving: Path, output: Path,
     seconds["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    iris = (iris_response(renderer, prepared, model, source, box, resources.landmarker)
-            if options.motion.retarget else None)
+    iris, observe = None, None
+    if options.motion.retarget:
+        probe, probe_box = _probe_view(renderer, prepared, model, source)
+        iris = iris_response(renderer, probe, model, source, probe_box, resources.landmarker)
+        observe = observer(renderer, probe, model, source, probe_box, resources.landmarker)
     try:
-        motion = drive(source, track, model, options.motion, resources.blendshapes, iris)
+        motion = drive(source, track, model, options.motion, resources.blendshapes, iris,
+                       observe)
     except ValueError as exc:
         raise F2FError(str(exc)) from exc
     seconds["motion"] = time.perf_counter() - t0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -192,9 +193,13 @@ def project_to_image(crop_points: np.ndarray, roi: FaceRoi, crop_size: int = INP
 class BlendshapeModel:
     """52 blendshape scores in [0, 1] from 478 landmarks in image pixels."""
 
-    def __init__(self, threads: int | None = None, use_cuda: bool = False):
+    def __init__(self, threads: int | None = None, use_cuda: bool = False, workers: int = 1):
+        """`workers` > 1 scores many faces in that many threads (the runtime releases the GIL;
+        a one-face graph gains nothing from intra-op threads)."""
         self.session = get_session(BLENDSHAPES_FILE, threads, use_cuda)
         self._subset = np.asarray(BLENDSHAPE_SUBSET)
+        self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        self._workers = workers
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """(478, 2|3) -> (52,), or (N, 478, 2|3) -> (N, 52)."""
@@ -206,8 +211,15 @@ class BlendshapeModel:
         sub = np.ascontiguousarray(pts[:, self._subset, :2])
         # the exported graph has a fixed batch of 1 (a constant token is
         # concatenated inside); a call is ~1 ms, so loop
-        out = np.stack([self.session.run(["blendshapes"], {"points": s[None]})[0] for s in sub])
+        if self._pool is None or len(sub) < 2 * self._workers:
+            out = self._run(sub)
+        else:
+            out = np.concatenate(list(self._pool.map(self._run, np.array_split(sub,
+                                                                               self._workers))))
         return out[0] if single else out
+
+    def _run(self, sub: np.ndarray) -> np.ndarray:
+        return np.stack([self.session.run(["blendshapes"], {"points": s[None]})[0] for s in sub])
 
 
 def blendshape_dict(scores: np.ndarray) -> dict[str, float]:

@@ -219,3 +219,39 @@ def test_iris_response_is_measured_on_rendered_frames(astronaut_file: Path) -> N
     # both irises follow the requested look: right moves them right, up moves them up
     assert np.all(right[:, 0] > 0.05 * eye_width) and np.all(np.abs(right[:, 1]) < right[:, 0])
     assert np.all(up[:, 1] < 0)
+
+
+def test_read_back_corrects_a_renderer_that_shows_less(astronaut_file: Path) -> None:
+    """A 'renderer' that shows only 60 % of each expression change: reading its frames back
+    must make retargeting ask for more, and bring what is read closer to the driver."""
+    from f2fcli.pipeline.retarget import retarget
+    from f2fcli.tracking.face_model import EXPR_INDEX
+
+    model, source, landmarks, blendshapes = _retarget_setup(astronaut_file)
+    n = 16
+    wanted = np.repeat(source.expression[None], n, 0)
+    ramp = np.sin(np.linspace(0.0, np.pi, n))
+    jaw = EXPR_INDEX["jawOpen"]
+    wanted[:, jaw] += 0.6 * ramp
+    pose = np.repeat(source.pose[None], n, 0)
+    driver = landmarks.landmarks(wanted, np.zeros((n, 4)), pose)
+    track = _track(n, pose, np.zeros((n, 51)))
+    track.landmarks[:] = np.concatenate([driver, np.zeros((n, 478, 1))], 2)
+
+    def weak(p: np.ndarray, e: np.ndarray, g: np.ndarray) -> np.ndarray:
+        shown = source.expression + 0.6 * (e - source.expression)
+        return landmarks.landmarks(shown, g.reshape(len(g), 4), p)
+
+    still = np.repeat(source.expression[None], n, 0)
+    args = (model, source, track, pose, still, np.zeros((n, 2, 2)), 0, "relative", 1.0,
+            np.ones(51, bool), np.ones(51), blendshapes)
+    plain = retarget(*args)
+    fed = retarget(*args, observe=weak)
+    target = blendshapes(driver)[:, 1:]
+
+    def read_error(res) -> float:
+        return float(np.abs(blendshapes(weak(pose, res.expression, res.gaze))[:, 1:]
+                            - target).mean())
+
+    assert fed.expression[n // 2, jaw] > plain.expression[n // 2, jaw] + 0.1
+    assert read_error(fed) < 0.85 * read_error(plain)

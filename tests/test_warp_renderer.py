@@ -293,13 +293,20 @@ def test_a_pressed_mouth_source_is_reproduced_and_opens(face, renderer):
     mid = (pts[up] + pts[lo]) / 2
     pressed[up] = mid + [0.0, 0.8, 0.0]  # the upper inner lip slightly below the lower one
     pressed[lo] = mid - [0.0, 0.8, 0.0]
-    prepared = renderer.prepare(crop, pressed)
-    out = renderer.render(prepared, np.stack([pressed, open_mouth(pressed, 0.08 * R)]))
-    assert psnr(out[0], crop) > 40.0
     target = open_mouth(pressed, 0.08 * R)
     x, y = np.rint((target[13, :2] + target[14, :2]) / 2).astype(int)
     skin = luma(crop)[polygon_mask(face_outline(pts, renderer), erode=8)]
-    assert luma(out[1][y - 1:y + 2, x - 4:x + 5]).mean() < 0.45 * np.median(skin)
+    no_teeth = WarpRenderer(WarpSettings(teeth=0.0))
+    out = no_teeth.render(no_teeth.prepare(crop, pressed), np.stack([pressed, target]))
+    assert psnr(out[0], crop) > 40.0
+    # the opening is a dark cavity, not stretched lip texture
+    dark = luma(out[1][y - 1:y + 2, x - 4:x + 5]).mean()
+    assert dark < 0.45 * np.median(skin)
+    # by default the teeth show in it: light, and nearly grey
+    teeth = renderer.render(renderer.prepare(crop, pressed), target[None])[0]
+    patch = teeth[y - 1:y + 2, x - 4:x + 5].astype(np.float64)
+    assert luma(teeth[y - 1:y + 2, x - 4:x + 5]).mean() > dark + 40.0
+    assert np.ptp(patch.mean((0, 1))) < 0.25 * patch.mean()
 
 
 def test_settings_are_checked():

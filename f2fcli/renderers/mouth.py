@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 _SHIFT = 4
+TOOTH_WIDTH = 0.11  # of the mouth's width: eight to ten teeth show across a smile
 _SUB = float(1 << _SHIFT)
 
 
@@ -56,9 +57,10 @@ def cavity_colours(lip: np.ndarray | None, skin: np.ndarray | None, edge_gain: f
     edge = np.clip(lip * tint * edge_gain, 0, 255)
     core = np.clip(lip * tint * core_gain, 0, 255)
     ref = np.asarray(skin if skin is not None else lip, np.float64)
-    # teeth: a light, slightly warm tone from the source's skin, dimmed (they sit in shadow)
-    light = 0.55 * ref + 0.45 * ref.max()
-    teeth = np.clip(light * teeth_gain, 0, 255)
+    # teeth: brighter than the skin and nearly neutral, warm only as far as the photo is
+    # coloured (a grey photo gets grey teeth); `teeth_gain` dims them into the mouth's shade
+    ivory = 1.0 + np.clip(sat * 2.0, 0.0, 1.0) * (np.array([1.0, 0.96, 0.88]) - 1.0)
+    teeth = np.clip(min(ref.max() * 1.2, 245.0) * ivory * teeth_gain, 0, 255)
     return edge, core, teeth
 
 
@@ -104,12 +106,16 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
     nd = np.linalg.norm(down)
     down = down / nd if nd > 1e-6 else np.array([0.0, 1.0])
     if teeth > 0.0 and height > 2.0:
-        band = min(0.35 * height, 0.12 * width)
-        shifted = _shift(alpha, down * band)
-        tmask = np.clip(alpha - shifted, 0.0, 1.0)
-        # teeth fade in only once the mouth is open enough to show them
-        tmask *= teeth * float(np.clip((height - 0.08 * width) / (0.1 * width), 0.0, 1.0))
-        tmask = cv2.GaussianBlur(tmask, (0, 0), max(0.6, 0.15 * band))
+        tmask = _teeth_mask(alpha, down, upper, height, width)
+        # teeth fade in as the lips part (a smile shows them at once), dimmer towards the
+        # corners, where the cheeks shade them
+        tmask *= teeth * float(np.clip((height - 0.02 * width) / (0.05 * width), 0.0, 1.0))
+        along = (np.indices(alpha.shape)[::-1].transpose(1, 2, 0) + lo
+                 - 0.5 * (upper[0] + upper[-1])) @ ((upper[-1] - upper[0]) / max(width, 1e-6))
+        tmask *= 1.0 - 0.6 * np.clip(np.abs(along) / (0.5 * width), 0.0, 1.0) ** 2
+        # faint gaps between the teeth, the central pair meeting in the middle
+        phase = along / (TOOTH_WIDTH * width)
+        tmask *= 1.0 - 0.25 * np.exp(-0.5 * ((phase - np.round(phase)) / 0.07) ** 2)
         colour += tmask[..., None] * (teeth_c - colour)
     shadow = _shift(alpha, down * max(1.0, 0.15 * height))
     shade = 1.0 - 0.35 * np.clip(alpha - shadow, 0.0, 1.0)
@@ -119,6 +125,20 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
     out = roi.astype(np.float32)
     out += alpha[..., None] * (colour - out)
     roi[...] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _teeth_mask(alpha: np.ndarray, down: np.ndarray, upper: np.ndarray, height: float,
+                width: float) -> np.ndarray:
+    """Where teeth show in the opening: the upper row (about a fifth of the mouth's width
+    tall) under the upper lip and, once the jaw drops further, the lower row above the lower
+    lip, with the dark gap between them."""
+    upper_row = min(height, 0.2 * width)
+    mask = np.clip(alpha - _shift(alpha, down * upper_row), 0.0, 1.0)
+    lower_row = float(np.clip(height - upper_row - 0.03 * width, 0.0, 0.12 * width))
+    if lower_row > 0.5:
+        mask = np.maximum(mask, np.clip(alpha - _shift(alpha, -down * lower_row), 0.0, 1.0))
+    # the edge between the rows and at the lips is soft
+    return cv2.GaussianBlur(mask, (0, 0), max(0.6, 0.04 * width))
 
 
 def _shift(img: np.ndarray, d: np.ndarray) -> np.ndarray:

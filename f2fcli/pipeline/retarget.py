@@ -55,7 +55,7 @@ class RetargetOptions:
     rig_limit: float = 2.0  # rig coefficients may go past 1: the hand-built shapes are modest
     smooth_sigma_t: float = 2.0  # frames; temporal filter of the driver's scores
     smooth_sigma_r: float = 0.1  # score units; keeps blinks sharp
-    solution_sigma_t: float = 1.5  # frames; Gaussian filter of the per-frame solutions
+    solution_sigma_t: float = 2.0  # frames; Gaussian filter of the per-frame solutions
     keyframe_stride: int = 2  # solve every this many frames, interpolate between
     observe_stride: int = 1  # render every this many keyframes to correct the targets
     feedback_change: float = 0.1  # score change from the source's at which the correction is full

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from ..tracking import keypoints as kp
-from ..tracking.face_model import FaceModel, transform_points
+from ..tracking.face_model import EXPR_INDEX, FaceModel, transform_points
 from ..tracking.fitting import transfer_expression
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import bilateral_filter, fill_missing
@@ -38,6 +38,7 @@ _EYES = (
      (kp.UPPER_LID_L[-1], kp.UPPER_LID_L[0])),
 )
 N_GAZE = 4  # (towards the subject's left, up) per eye
+_BLINKS = [EXPR_INDEX["eyeBlinkLeft"], EXPR_INDEX["eyeBlinkRight"]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class RetargetOptions:
     smooth_sigma_t: float = 2.0  # frames; temporal filter of the driver's scores
     smooth_sigma_r: float = 0.1  # score units; keeps blinks sharp
     solution_sigma_t: float = 2.0  # frames; Gaussian filter of the per-frame solutions
+    blink_sigma_t: float = 1.2  # frames; the same for the blink channels
     keyframe_stride: int = 2  # solve every this many frames, interpolate between
     observe_stride: int = 1  # render every this many keyframes to correct the targets
     feedback_change: float = 0.1  # score change from the source's at which the correction is full
@@ -294,8 +296,10 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     x = np.stack([np.interp(t, key, c) for c in np.concatenate([e, g], 1).T], 1)
     # Frames are solved independently and may settle on slightly different mixes of
     # channels; a plain Gaussian removes the jitter that adds (an edge-keeping filter would
-    # keep those jumps; keeping blinks per frame sharpens them but puts jitter on the lids).
+    # keep those jumps). Blinks last a few frames: a narrower one keeps them.
+    blinks = x[:, _BLINKS].copy()
     x = bilateral_filter(x, options.solution_sigma_t, np.inf)
+    x[:, _BLINKS] = bilateral_filter(blinks, options.blink_sigma_t, np.inf)
     return Retargeted(np.clip(x[:, :51], 0.0, options.rig_limit), x[:, 51:].reshape(-1, 2, 2),
                       before, after)
 

@@ -10,7 +10,7 @@ from ..tracking.face_model import ARKIT_NAMES, EXPR_INDEX, FaceModel, transform_
 from ..tracking.fitting import choose_reference_frame, transfer_expression, transfer_pose
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.track import Track
-from .retarget import Observe, retarget
+from .retarget import Observe, retarget, similarity_2d
 from .source import SourceFace
 
 EXPRESSION_MODES = ("hybrid", "relative", "absolute")
@@ -94,7 +94,7 @@ def source_frame(track: Track, source_landmarks: np.ndarray,
     zd = drv[ok, :, 0] + 1j * drv[ok, :, 1]
     zs = zs - zs.mean()
     zd = zd - zd.mean(1, keepdims=True)
-    fit = (zd @ np.conj(zs))[:, None] / np.sum(np.abs(zs) ** 2) * zs[None]
+    fit = similarity_2d(src, drv[ok])[:, None] * zs[None]
     size = np.sqrt(np.mean(np.abs(zs) ** 2))
     error = np.sqrt(np.mean(np.abs(zd - fit) ** 2, 1)) / size
     best = int(np.argmin(error))

@@ -119,7 +119,7 @@ class SourceLandmarkModel:
         """(N, 478, 2): the mesh plus irises that ride with their lids and shift by `gaze`
         ((N, 4): per eye the renderer's look direction, towards the subject's left and up)."""
         mesh = self.mesh(e, pose)
-        turn = _similarity(self._mesh_src, mesh)  # (N,) complex: in-plane rotation and scale
+        turn = similarity_2d(self._mesh_src, mesh)  # (N,) complex: in-plane rotation and scale
         res = self._residual[:, 0] + 1j * self._residual[:, 1]
         moved_res = turn[:, None] * res[None]
         out = [mesh + np.stack([moved_res.real, moved_res.imag], -1)]
@@ -133,7 +133,7 @@ class SourceLandmarkModel:
         return np.concatenate(out, 1)
 
 
-def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+def similarity_2d(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares 2-D rotation and scale, as a complex factor, from `src` (V, 2) to each
     of `dst` (N, V, 2)."""
     zs = src[:, 0] + 1j * src[:, 1]

@@ -8,11 +8,17 @@ uses) read the driver's change of expression:
 
     b*(t) = b_s + scale * (b_d(t) - b_d(ref))      (relative; `absolute`/`hybrid` as in fitting)
 
-and solves, per frame, for the source's rig coefficients and iris shift whose rendered 478
-landmarks score b*(t), with the transferred coefficients as a weak prior. The warp renderer
-moves pixels with exactly these landmarks (iris included), so what the network reads on the
-rendered frame follows. The solve is a bounded Gauss-Newton with one finite-difference
-Jacobian at the source and Broyden updates per frame (the network is small but not batched).
+and solves, per keyframe, for the source's rig coefficients and iris shift whose 478 landmarks
+(the photo's own, moved with the mesh) score b*(t), with the transferred coefficients as a weak
+prior. The solve is a bounded Gauss-Newton with one finite-difference Jacobian at the source and
+Broyden updates per frame (the network is small but not batched).
+
+What a detector finds on a rendered frame is not exactly the mesh: lids half cover a shifted
+iris, lips pressed together bulge. So the renderer's iris travel is measured on probe frames
+(`renderer.iris_response`), and the first solution is rendered and read back once
+(`renderer.observer`): the targets are corrected by what the network read minus what the
+landmarks predicted, and the keyframes are solved again. The result is interpolated to every
+frame and smoothed over time.
 """
 
 from __future__ import annotations

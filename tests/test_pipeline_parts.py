@@ -202,7 +202,7 @@ def test_self_reenactment_uses_the_sources_own_frame(astronaut_file: Path) -> No
 
 
 def test_iris_response_is_measured_on_rendered_frames(astronaut_file: Path) -> None:
-    from f2fcli.pipeline.renderer import WarpFaceRenderer, crop_motion, iris_response
+    from f2fcli.pipeline.renderer import WarpFaceRenderer, crop_motion, iris_response, observer
     from f2fcli.tracking.landmarks import FaceLandmarker
 
     model = FaceModel.canonical()
@@ -211,8 +211,8 @@ def test_iris_response_is_measured_on_rendered_frames(astronaut_file: Path) -> N
     prepared = renderer.prepare(source.crop(), crop_motion(model, source, source.box,
                                                            source.pose[None],
                                                            source.expression[None]))
-    response = iris_response(renderer, prepared, model, source, source.box,
-                             FaceLandmarker(threads=1))
+    observe = observer(renderer, prepared, model, source, source.box, FaceLandmarker(threads=1))
+    response = iris_response(observe, source)
     assert response.shape == (2, 2, 2)
     eye_width = np.linalg.norm(source.landmarks[133, :2] - source.landmarks[33, :2])
     right, up = response[:, 0], response[:, 1]

@@ -15,6 +15,7 @@ from ..tracking.landmarks import FaceLandmarker, roi_from_landmarks
 from ..weights_dir import user_weights_dir
 from .crop import CropBox
 from .motion import face_mesh
+from .retarget import Observe
 from .source import SourceFace
 
 RENDERERS = ("auto", "warp", "neural")
@@ -75,7 +76,7 @@ class WarpFaceRenderer:
 
 
 def observer(renderer: FaceRenderer, prepared: object, model: FaceModel, source: SourceFace,
-             box: CropBox, landmarker: FaceLandmarker):
+             box: CropBox, landmarker: FaceLandmarker) -> Observe:
     """The landmarks a landmarker finds on frames this renderer draws (see
     `retarget.Observe`), in source-image pixels."""
 
@@ -104,12 +105,10 @@ def _frames(motion: CropMotion):
                                                               motion.gaze)))
 
 
-def iris_response(renderer: FaceRenderer, prepared: object, model: FaceModel,
-                  source: SourceFace, box: CropBox, landmarker: FaceLandmarker
-                  ) -> np.ndarray | None:
+def iris_response(observe: Observe, source: SourceFace) -> np.ndarray | None:
     """How far the renderer really moves each iris per unit of gaze, (2, 2, 2): per eye
-    (image-left first) the displacement in source pixels for gaze right and up, measured
-    with the landmarker on five frames of the source; None if it finds no face on one.
+    (image-left first) the displacement in source pixels for gaze right and up, read back
+    (`observer`) from five frames of the source; None if one shows no face.
 
     The lids cover part of a shifted iris, so it reads as moved less than it was drawn;
     retargeting uses this to ask for the gaze it needs.
@@ -117,15 +116,11 @@ def iris_response(renderer: FaceRenderer, prepared: object, model: FaceModel,
     probes = np.zeros((5, 2, 2))
     probes[1, :, 0], probes[2, :, 0], probes[3, :, 1], probes[4, :, 1] = 1, -1, 1, -1
     n = len(probes)
-    target = crop_motion(model, source, box, np.repeat(source.pose[None], n, 0),
-                         np.repeat(source.expression[None], n, 0), probes)
-    centres = []
-    for frame, points in zip(renderer.render(prepared, target), target.points):
-        found = landmarker(frame, roi_from_landmarks(points))
-        if not found.present:
-            return None
-        centres.append(found.points[[468, 473], :2] / box.scale)
-    c = np.asarray(centres, np.float64)  # (5, 2 eyes, 2)
+    points = observe(np.repeat(source.pose[None], n, 0),
+                     np.repeat(source.expression[None], n, 0), probes)
+    if not np.all(np.isfinite(points)):
+        return None
+    c = points[:, [468, 473]]  # (5, 2 eyes, 2)
     return np.stack([(c[1] - c[2]) / 2.0, (c[3] - c[4]) / 2.0], 1)
 
 

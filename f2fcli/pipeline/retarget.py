@@ -101,7 +101,8 @@ class SourceLandmarkModel:
         # outlines, brows); the renderer carries the photo along with the mesh, so what a
         # detector finds on a frame is the photo's landmarks moved with it, not the mesh.
         self._mesh_src = mesh
-        self._residual = (np.asarray(source_landmarks, np.float64)[:len(mesh), :2] - mesh)
+        residual = np.asarray(source_landmarks, np.float64)[:len(mesh), :2] - mesh
+        self._residual = residual[:, 0] + 1j * residual[:, 1]
         self._rings = []
         for k, (ring, iris, corners) in enumerate(_EYES):
             ring_src = np.c_[mesh[list(ring)], np.ones(len(ring))]
@@ -126,16 +127,13 @@ class SourceLandmarkModel:
         ((N, 4): per eye the renderer's look direction, towards the subject's left and up)."""
         mesh = self.mesh(e, pose)
         turn = similarity_2d(self._mesh_src, mesh)  # (N,) complex: in-plane rotation and scale
-        res = self._residual[:, 0] + 1j * self._residual[:, 1]
-        moved_res = turn[:, None] * res[None]
+        moved_res = turn[:, None] * self._residual[None]
         out = [mesh + np.stack([moved_res.real, moved_res.imag], -1)]
         for k, (ring, pinv, iris_src, unit) in enumerate(self._rings):
             affine = np.einsum("ij,njc->nic", pinv, mesh[:, ring])  # (N, 3, 2)
             shift = gaze[:, 2 * k:2 * k + 2] @ unit  # source pixels
-            moved = iris_src[None] + shift[:, None, :]
-            out.append(np.einsum("npi,nic->npc", np.c_[moved.reshape(-1, 2),
-                                                       np.ones(len(moved) * 5)]
-                                 .reshape(len(moved), 5, 3), affine))
+            moved = iris_src[None] + shift[:, None, :]  # (N, 5, 2)
+            out.append(moved @ affine[:, :2] + affine[:, None, 2])
         return np.concatenate(out, 1)
 
 

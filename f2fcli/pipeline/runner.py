@@ -281,8 +281,8 @@ def reenact(source_path: Path, driving: Path, output: Path,
     iris, observe = None, None
     if options.motion.retarget:
         probe, probe_box = _probe_view(renderer, prepared, model, source)
-        iris = iris_response(renderer, probe, model, source, probe_box, resources.landmarker)
         observe = observer(renderer, probe, model, source, probe_box, resources.landmarker)
+        iris = iris_response(observe, source)
     try:
         motion = drive(source, track, model, options.motion, resources.blendshapes, iris,
                        observe)

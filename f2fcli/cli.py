@@ -263,6 +263,9 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--no-retarget", is_flag=True,
                      help="Transfer the fitted expression coefficients as they are, instead of "
                           "solving for the source expression that reads as the driver's."),
+        click.option("--no-residual", is_flag=True,
+                     help="Move the source only by the face model, without the part of the "
+                          "driver's observed mesh motion that the model's rig misses."),
         click.option("--face-index", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Source face when several are visible (0 = largest)."),
         click.option("--face-box", default=None, metavar="X,Y,W,H",
@@ -299,7 +302,8 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
     try:
         motion = MotionOptions(params["expression_mode"], params["pose_mode"],
                                float(params["expression_scale"]), params["region"],
-                               params["ref_frame"], not params["no_retarget"])
+                               params["ref_frame"], not params["no_retarget"],
+                               not params["no_residual"])
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     return ReenactOptions(

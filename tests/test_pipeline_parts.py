@@ -183,6 +183,36 @@ def test_retarget_reproduces_a_reachable_expression(astronaut_file: Path) -> Non
     assert np.all(res.gaze[-1, :, 0] > 0.4)  # both irises look the way the driver's did
 
 
+def test_residual_motion_carries_what_the_rig_misses(astronaut_file: Path) -> None:
+    from f2fcli.pipeline.motion import face_mesh
+    from f2fcli.tracking.keypoints import LIP_OUTER_LOWER
+
+    model = FaceModel.canonical()
+    source, _ = load_source(astronaut_file, SourceOptions(), model, None)
+    n = 10
+    pose = np.repeat(source.pose[None].astype(np.float64), n, 0)
+    pose[:, 2] += np.linspace(0.0, 0.2, n)  # the driver rolls its head
+    pose[:, 3] += np.linspace(0.0, 12.0, n)
+    expression = np.repeat(source.expression[None], n, 0)
+    track = _track(n, pose, expression)
+    track.identity, track.identity_detail = source.identity, source.identity_detail
+    observed = face_mesh(model, source, pose, expression)[..., :2]
+    lip = list(LIP_OUTER_LOWER)
+    observed[5:, lip, 1] += 6.0  # from frame 5 on, a lower lip the rig cannot pull down
+    track.landmarks[:, :468, :2] = observed
+
+    def driven(**kw) -> np.ndarray:
+        motion = drive(source, track, model, MotionOptions(retarget=False, ref_frame=0, **kw))
+        return face_mesh(model, source, motion.pose, motion.expression, motion.offset)[..., :2]
+
+    with_residual = driven()
+    assert np.abs(with_residual[-1] - observed[-1]).max() < 0.2
+    assert np.abs(with_residual[0] - observed[0]).max() < 0.2
+    assert np.abs(driven(residual=False)[-1, lip, 1] - observed[-1, lip, 1]).mean() > 5.0
+    eyes_only = driven(region="eyes")  # no head motion, and the lips keep still
+    assert np.abs(eyes_only[-1, lip] - eyes_only[0, lip]).max() < 0.2
+
+
 def test_self_reenactment_uses_the_sources_own_frame(astronaut_file: Path) -> None:
     from f2fcli.pipeline.motion import reference_frame, source_frame
 
@@ -238,9 +268,9 @@ def test_read_back_corrects_a_renderer_that_shows_less(astronaut_file: Path) -> 
     track = _track(n, pose, np.zeros((n, 51)))
     track.landmarks[:] = np.concatenate([driver, np.zeros((n, 478, 1))], 2)
 
-    def weak(p: np.ndarray, e: np.ndarray, g: np.ndarray) -> np.ndarray:
+    def weak(p: np.ndarray, e: np.ndarray, g: np.ndarray, offset=None) -> np.ndarray:
         shown = source.expression + 0.6 * (e - source.expression)
-        return landmarks.landmarks(shown, g.reshape(len(g), 4), p)
+        return landmarks.landmarks(shown, g.reshape(len(g), 4), p, offset)
 
     still = np.repeat(source.expression[None], n, 0)
     args = (model, source, track, pose, still, np.zeros((n, 2, 2)), 0, "relative", 1.0,

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from ..tracking.face_model import ARKIT_NAMES, EXPR_INDEX, FaceModel, transform_points
-from ..tracking.fitting import choose_reference_frame, transfer_expression, transfer_pose
+from ..tracking.fitting import (choose_reference_frame, fit_residual, transfer_expression,
+                                transfer_pose)
 from ..tracking.landmarks import BlendshapeModel
+from ..tracking.smoothing import fill_missing
 from ..tracking.track import Track
 from .retarget import Observe, retarget, similarity_2d
 from .source import SourceFace
@@ -35,6 +38,9 @@ class MotionOptions:
     retarget: solve the source's expression so that the blendshape network reads the
     driver's change of expression on it (`retarget.py`); off, the fitted rig coefficients
     are transferred as they are (weaker and less faithful, but no solve).
+    residual: also move the source mesh by what the rig fit misses of the driver's observed
+    mesh since the reference frame (`residual_motion`): an asymmetric smile, lips the rig
+    cannot shape. Exact geometry in self-reenactment.
     """
 
     expression_mode: str = "hybrid"
@@ -43,6 +49,7 @@ class MotionOptions:
     region: str = "all"
     ref_frame: int | None = None
     retarget: bool = True
+    residual: bool = True
 
     def __post_init__(self) -> None:
         for value, allowed, name in ((self.expression_mode, EXPRESSION_MODES, "expression mode"),
@@ -54,13 +61,15 @@ class MotionOptions:
 
 @dataclass(frozen=True)
 class DrivenMotion:
-    """Per output frame: head pose (source-image pixels), expression of the source face and
-    the change of gaze from the source's ((N, 2, 2), see `gaze_directions`)."""
+    """Per output frame: head pose (source-image pixels), expression of the source face, the
+    change of gaze from the source's ((N, 2, 2), see `gaze_directions`) and a vertex offset
+    added after the expression ((N, 468, 3) model cm, see `residual_motion`; None: none)."""
 
     pose: np.ndarray
     expression: np.ndarray
     gaze: np.ndarray
     ref_frame: int
+    offset: np.ndarray | None = None
 
 
 def reference_frame(track: Track, requested: int | None,
@@ -128,6 +137,11 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
         options.region, np.ones(51, bool))
     expression[:, ~moving] = source.expression[~moving]
     gaze = gaze_directions(expression) - gaze_directions(source.expression)
+    offset = None
+    if options.residual and moving.any():
+        vertices = None if options.region in ("all", "expression") else \
+            model.rig.support[moving].max(0) > 0
+        offset = residual_motion(model, track, ref, vertices) * options.expression_scale
     if options.retarget and moving.any():
         if blendshapes is None:
             raise ValueError("retargeting needs the blendshape model")
@@ -135,9 +149,43 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
                           options.expression_mode, options.expression_scale, moving,
                           moving.astype(np.float64), blendshapes,
                           move_gaze=bool(moving[_EYES].any()), iris_response=iris_response,
-                          observe=observe)
+                          observe=observe, offset=offset)
         expression, gaze = solved.expression, solved.gaze
-    return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), gaze, ref)
+    return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), gaze, ref,
+                        offset)
+
+
+def residual_motion(model: FaceModel, track: Track, ref: int,
+                    vertices: np.ndarray | None = None, sigma_t: float = 1.0,
+                    chunk: int = 512) -> np.ndarray:
+    """The driver's fit residual (`fitting.fit_residual`), filled over frames without a face,
+    smoothed over time (the landmarks are raw, the fit is smoothed) and taken relative to the
+    reference frame: (N, 468, 3) float32 model cm; `vertices` (468,) bool limits it to a region.
+
+    The rig cannot make every mouth or lid shape; this carries what it misses. In
+    self-reenactment it makes the driven mesh the observed one.
+    """
+    n = len(track)
+    out = np.zeros((n, 468, 3), np.float32)
+    ok = track.found & np.all(np.isfinite(track.landmarks[:, :468, :2]), axis=(1, 2))
+    for i in range(0, n, chunk):
+        part = slice(i, i + chunk)
+        out[part] = fit_residual(model, track.landmarks[part], track.pose[part],
+                                 track.expression[part], track.identity,
+                                 track.identity_detail)
+    if not ok.any():
+        return np.zeros_like(out)
+    flat = out.reshape(n, -1)
+    if not ok.all():
+        for lo in range(0, flat.shape[1], 64):  # column blocks keep the temporaries small
+            flat[:, lo:lo + 64] = fill_missing(flat[:, lo:lo + 64], ok)
+    if n > 1:
+        out = gaussian_filter1d(out, sigma_t, axis=0, mode="nearest")
+    # after smoothing: one frame's detector noise at the reference would shift every frame
+    out -= out[ref].copy()
+    if vertices is not None:
+        out[:, ~np.asarray(vertices, bool)] = 0.0
+    return out
 
 
 def gaze_directions(expression: np.ndarray) -> np.ndarray:
@@ -155,8 +203,10 @@ def gaze_directions(expression: np.ndarray) -> np.ndarray:
     return np.stack([right, left], -2)
 
 
-def face_mesh(model: FaceModel, source: SourceFace, pose: np.ndarray, expression: np.ndarray
-              ) -> np.ndarray:
-    """The source identity with `expression` at `pose`: (..., 468, 3) image x, y and depth."""
-    vertices = model.vertices(source.identity, expression, source.identity_detail)
+def face_mesh(model: FaceModel, source: SourceFace, pose: np.ndarray, expression: np.ndarray,
+              offset: np.ndarray | None = None) -> np.ndarray:
+    """The source identity with `expression` (and vertex `offset`, see `DrivenMotion`) at
+    `pose`: (..., 468, 3) image x, y and depth."""
+    vertices = model.vertices(source.identity, expression, source.identity_detail,
+                              offset=offset)
     return transform_points(vertices, pose, model.pivot)

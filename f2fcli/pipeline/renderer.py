@@ -35,15 +35,16 @@ class CropMotion:
 
 
 def crop_motion(model: FaceModel, source: SourceFace, box: CropBox, pose: np.ndarray,
-                expression: np.ndarray, gaze: np.ndarray | None = None) -> CropMotion:
+                expression: np.ndarray, gaze: np.ndarray | None = None,
+                offset: np.ndarray | None = None) -> CropMotion:
     """The source face at `pose`/`expression` (source-image pixels), moved into the crop;
-    `gaze` defaults to the source's own."""
+    `gaze` defaults to the source's own; `offset`: see `motion.DrivenMotion`."""
     pose = np.atleast_2d(pose)
     expression = np.atleast_2d(expression)
     gaze = np.zeros((len(pose), 2, 2)) if gaze is None else np.asarray(gaze, np.float64)
-    points = box.to_crop(face_mesh(model, source, pose, expression))
+    points = box.to_crop(face_mesh(model, source, pose, expression, offset))
     keypoints = box.to_crop(model.keypoints72(source.identity, expression, pose,
-                                              source.identity_detail))
+                                              source.identity_detail, offset=offset))
     offset = -np.array([box.x0, box.y0], np.float64) * box.scale
     return CropMotion(points, keypoints, warp_pose(pose, box.scale, offset), expression, gaze)
 
@@ -86,8 +87,9 @@ def observer(renderer: FaceRenderer, prepared: object, model: FaceModel, source:
             return np.full((478, 2), np.nan)
         return found.points[:, :2] / box.scale + np.array([box.x0, box.y0])
 
-    def observe(pose: np.ndarray, expression: np.ndarray, gaze: np.ndarray) -> np.ndarray:
-        target = crop_motion(model, source, box, pose, expression, gaze)
+    def observe(pose: np.ndarray, expression: np.ndarray, gaze: np.ndarray,
+                offset: np.ndarray | None = None) -> np.ndarray:
+        target = crop_motion(model, source, box, pose, expression, gaze, offset)
         # render the next frame while the landmarker reads the last one
         with ThreadPoolExecutor(1) as reader:
             pending = [reader.submit(read, renderer.render(prepared, target_i)[0], points)

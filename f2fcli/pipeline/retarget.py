@@ -117,15 +117,20 @@ class SourceLandmarkModel:
                 unit = np.asarray(iris_response[k], np.float64)
             self._rings.append((list(ring), np.linalg.pinv(ring_src), iris_src, unit))
 
-    def mesh(self, e: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        """Image xy of the 468 vertices, (N, 468, 2)."""
+    def mesh(self, e: np.ndarray, pose: np.ndarray, offset: np.ndarray | None = None
+             ) -> np.ndarray:
+        """Image xy of the 468 vertices, (N, 468, 2); `offset` (N, 468, 3) as in
+        `motion.DrivenMotion`."""
         v = self.neutral + np.einsum("nk,kvc->nvc", e, self.basis)
+        if offset is not None:
+            v = v + offset
         return transform_points(v, pose, self.model.pivot)[..., :2]
 
-    def landmarks(self, e: np.ndarray, gaze: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    def landmarks(self, e: np.ndarray, gaze: np.ndarray, pose: np.ndarray,
+                  offset: np.ndarray | None = None) -> np.ndarray:
         """(N, 478, 2): the mesh plus irises that ride with their lids and shift by `gaze`
         ((N, 4): per eye the renderer's look direction, towards the subject's left and up)."""
-        mesh = self.mesh(e, pose)
+        mesh = self.mesh(e, pose, offset)
         turn = similarity_2d(self._mesh_src, mesh)  # (N,) complex: in-plane rotation and scale
         moved_res = turn[:, None] * self._residual[None]
         out = [mesh + np.stack([moved_res.real, moved_res.imag], -1)]
@@ -170,8 +175,9 @@ class Retargeter:
         nonzero = np.abs(landmarks.basis).reshape(len(landmarks.basis), -1).max(1) > 0
         self.free = np.flatnonzero(nonzero & np.asarray(free, bool))
 
-    def scores(self, e: np.ndarray, gaze: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        return self.bs(self.lm.landmarks(e, gaze, pose))[:, 1:]
+    def scores(self, e: np.ndarray, gaze: np.ndarray, pose: np.ndarray,
+               offset: np.ndarray | None = None) -> np.ndarray:
+        return self.bs(self.lm.landmarks(e, gaze, pose, offset))[:, 1:]
 
     def _pack(self, e: np.ndarray, gaze: np.ndarray) -> np.ndarray:
         return np.concatenate([e[:, self.free], gaze.reshape(len(gaze), -1)], 1)
@@ -200,8 +206,10 @@ class Retargeter:
 
     def solve(self, pose: np.ndarray, target: np.ndarray, e_prior: np.ndarray,
               gaze_prior: np.ndarray, jac: np.ndarray, weights: np.ndarray,
-              move_gaze: bool = True, iterations: int | None = None) -> tuple:
-        """Per frame ``min |w (s(x) - target)|^2 + prior |x - x_prior|^2``, bounded."""
+              move_gaze: bool = True, iterations: int | None = None,
+              offset: np.ndarray | None = None) -> tuple:
+        """Per frame ``min |w (s(x) - target)|^2 + prior |x - x_prior|^2``, bounded;
+        `offset` (N, 468, 3) per frame, see `SourceLandmarkModel.mesh`."""
         o = self.options
         nf = len(self.free)
         n = nf + N_GAZE
@@ -217,7 +225,7 @@ class Retargeter:
                     + np.sum(lam * (x - x_prior[idx]) ** 2, 1))
 
         x = x_prior.copy()
-        s = self.scores(*self._split(x, e_prior), pose)
+        s = self.scores(*self._split(x, e_prior), pose, offset)
         before = float(np.abs(s - target).mean())
         c = cost(x, s, np.arange(len(x)))
         jt = np.broadcast_to(jac, (len(x), 51, n)).copy()
@@ -232,7 +240,8 @@ class Retargeter:
             g = np.einsum("tki,tk->ti", jw, w * (s[i] - target[i])) + lam * (x[i] - x_prior[i])
             delta = -np.linalg.solve(a, g[..., None])[..., 0] * step[i, None]
             x_new = np.clip(x[i] + delta, lo, hi)
-            s_new = self.scores(*self._split(x_new, e_prior[i]), pose[i])
+            s_new = self.scores(*self._split(x_new, e_prior[i]), pose[i],
+                                None if offset is None else offset[i])
             c_new = cost(x_new, s_new, i)
             # Broyden: the observed change corrects this frame's Jacobian either way
             dx = x_new - x[i]
@@ -252,24 +261,25 @@ class Retargeter:
         return e, gaze, before, float(np.abs(s - target).mean())
 
 
-Observe = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-"""(head pose (N, 6), rig coefficients (N, 51), gaze (N, 2, 2)) -> the 478 landmarks (N, 478, 2,
-source-image pixels) that the landmarker finds on the frames the renderer draws for them; NaN
-rows where it finds no face."""
+Observe = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
+"""(head pose (N, 6), rig coefficients (N, 51), gaze (N, 2, 2), vertex offset (N, 468, 3) or
+None) -> the 478 landmarks (N, 478, 2, source-image pixels) that the landmarker finds on the
+frames the renderer draws for them; NaN rows where it finds no face."""
 
 
 def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expression: np.ndarray,
              gaze: np.ndarray, ref: int, mode: str, scale: float, free: np.ndarray,
              weights: np.ndarray, blendshapes: BlendshapeModel, move_gaze: bool = True,
              iris_response: np.ndarray | None = None, observe: Observe | None = None,
+             offset: np.ndarray | None = None,
              options: RetargetOptions = RetargetOptions()) -> Retargeted:
     """Rig coefficients and gaze for every frame so the source reads as the driver does.
 
     `expression`/`gaze` are the transferred values (the prior and starting point); `free`
     (51,) marks the rig channels that may move, `weights` (51,) the scores that count;
-    `iris_response`: see `SourceLandmarkModel`. With `observe`, a second pass corrects the
-    targets by what the network reads on rendered frames of the first solution, where the
-    prediction from landmarks falls short.
+    `iris_response`: see `SourceLandmarkModel`; `offset`: the motion's vertex offset (N, 468,
+    3). With `observe`, a second pass corrects the targets by what the network reads on
+    rendered frames of the first solution, where the prediction from landmarks falls short.
     """
     lm = SourceLandmarkModel(model, source.identity, source.identity_detail, source.pose,
                              source.expression, source.landmarks, options, iris_response)
@@ -284,18 +294,20 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     n = len(pose)
     key = np.unique(np.r_[np.arange(0, n, max(options.keyframe_stride, 1)), n - 1])
     x0 = np.concatenate([expression, gaze.reshape(n, -1)], 1)[key]
+    key_offset = None if offset is None else offset[key]
     e, g, before, after = solver.solve(pose[key], target[key], x0[:, :51], x0[:, 51:], jac,
-                                       weights, move_gaze)
+                                       weights, move_gaze, offset=key_offset)
     if observe is not None:
-        offset = _observed_offset(solver, observe, pose[key], e, g)
-        if offset is not None:
+        correction = _observed_offset(solver, observe, pose[key], e, g, key_offset)
+        if correction is not None:
             # Correct only what the driver asks to change: at the source's own expression the
             # rendered face is the photo, and a read-back there is the detector's noise.
             change = np.abs(target[key] - b_src)
-            offset = offset * np.clip(change / options.feedback_change, 0.0, 1.0)
+            correction = correction * np.clip(change / options.feedback_change, 0.0, 1.0)
             # a correction of a solved state: fewer steps
-            e, g, _, after = solver.solve(pose[key], target[key] - offset, e, g, jac, weights,
-                                          move_gaze, options.iterations // 2)
+            e, g, _, after = solver.solve(pose[key], target[key] - correction, e, g, jac,
+                                          weights, move_gaze, options.iterations // 2,
+                                          key_offset)
     t = np.arange(n)
     x = np.stack([np.interp(t, key, c) for c in np.concatenate([e, g], 1).T], 1)
     # Frames are solved independently and may settle on slightly different mixes of
@@ -309,19 +321,21 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
 
 
 def _observed_offset(solver: Retargeter, observe: Observe, pose: np.ndarray, e: np.ndarray,
-                     g: np.ndarray) -> np.ndarray | None:
+                     g: np.ndarray, offset: np.ndarray | None) -> np.ndarray | None:
     """What the network reads on rendered frames minus what the landmarks predicted, per
     frame (interpolated over frames it could not read, smoothed); None if it read none."""
     n = len(pose)
     step = max(solver.options.observe_stride, 1)
     idx = np.unique(np.r_[np.arange(0, n, step), n - 1])
     points = np.full((n, 478, 2), np.nan)
-    points[idx] = observe(pose[idx], e[idx], g[idx].reshape(-1, 2, 2))
+    points[idx] = observe(pose[idx], e[idx], g[idx].reshape(-1, 2, 2),
+                          None if offset is None else offset[idx])
     seen = np.all(np.isfinite(points), axis=(1, 2))
     if not seen.any():
         return None
     read = solver.bs(points[seen])[:, 1:]
-    predicted = solver.scores(e[seen], g[seen], pose[seen])
+    predicted = solver.scores(e[seen], g[seen], pose[seen],
+                              None if offset is None else offset[seen])
     t = np.arange(n)
     at = np.flatnonzero(seen)
     offset = np.stack([np.interp(t, at, (read - predicted)[:, c]) for c in range(51)], 1)

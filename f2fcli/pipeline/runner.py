@@ -298,7 +298,8 @@ def reenact(source_path: Path, driving: Path, output: Path,
             for part in _chunks(len(track), options.batch_size):
                 t0 = time.perf_counter()
                 target = crop_motion(model, source, box, motion.pose[part],
-                                     motion.expression[part], motion.gaze[part])
+                                     motion.expression[part], motion.gaze[part],
+                                     None if motion.offset is None else motion.offset[part])
                 frames = list(renderer.render(prepared, target))
                 if paste is not None:
                     frames = [paste(frame) for frame in frames]

@@ -26,7 +26,7 @@ from ..tracking.tracker import FaceSelection, select_face
 from ..tracking.video_track import model_hashes
 from .crop import CropBox, face_crop_box
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: landmarks settled on their own ROI
 _ARRAYS = ("landmarks", "scores", "identity", "identity_detail", "pose", "expression")
 
 
@@ -70,7 +70,7 @@ def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
     if face is None:
         which = "" if not faces else f" (found {len(faces)}, asked for index {options.selection.index})"
         raise InputError(f"{name}: no face found{which}")
-    landmarks = FaceLandmarker(threads=options.threads)(image, roi_from_detection(face))
+    landmarks = FaceLandmarker(threads=options.threads).settled(image, roi_from_detection(face))
     if not landmarks.present:
         raise InputError(f"{name}: a face was detected but its landmarks could not be found")
     scores = BlendshapeModel(threads=options.threads)(landmarks.points)

@@ -105,6 +105,8 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
     down = lower.mean(0) - upper.mean(0)
     nd = np.linalg.norm(down)
     down = down / nd if nd > 1e-6 else np.array([0.0, 1.0])
+    shadow = np.clip(alpha - _shift(alpha, down * max(1.0, 0.15 * height)), 0.0, 1.0)
+    colour *= 1.0 - 0.35 * shadow[..., None]
     if teeth > 0.0 and height > 2.0:
         tmask = _teeth_mask(alpha, down, upper, height, width)
         # teeth fade in as the lips part (a smile shows them at once), dimmer towards the
@@ -112,14 +114,13 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
         tmask *= teeth * float(np.clip((height - 0.02 * width) / (0.05 * width), 0.0, 1.0))
         along = (np.indices(alpha.shape)[::-1].transpose(1, 2, 0) + lo
                  - 0.5 * (upper[0] + upper[-1])) @ ((upper[-1] - upper[0]) / max(width, 1e-6))
-        tmask *= 1.0 - 0.6 * np.clip(np.abs(along) / (0.5 * width), 0.0, 1.0) ** 2
+        tmask *= 1.0 - 0.45 * np.clip(np.abs(along) / (0.5 * width), 0.0, 1.0) ** 2
         # faint gaps between the teeth, the central pair meeting in the middle
         phase = along / (TOOTH_WIDTH * width)
-        tmask *= 1.0 - 0.25 * np.exp(-0.5 * ((phase - np.round(phase)) / 0.07) ** 2)
-        colour += tmask[..., None] * (teeth_c - colour)
-    shadow = _shift(alpha, down * max(1.0, 0.15 * height))
-    shade = 1.0 - 0.35 * np.clip(alpha - shadow, 0.0, 1.0)
-    colour *= shade[..., None]
+        tmask *= 1.0 - 0.15 * np.exp(-0.5 * ((phase - np.round(phase)) / 0.07) ** 2)
+        # the upper lip shades the teeth less than the dark cavity behind them
+        lit = teeth_c[None, None, :] * (1.0 - 0.12 * shadow[..., None])
+        colour += tmask[..., None] * (lit - colour)
     alpha *= float(strength)
     roi = image[lo[1]:hi[1], lo[0]:hi[0]]
     out = roi.astype(np.float32)

@@ -97,7 +97,7 @@ class WarpSettings:
     mouth_feather: float = 1.0  # edge blur of the cavity, px
     mouth_min_opening: float = 1.0  # extra opening (px) below which nothing is painted
     mouth_split: float = 0.65  # share of the source's own opening that stays with the upper lip
-    teeth: float = 0.85  # opacity of the synthetic teeth in an opened mouth (0 = off)
+    teeth: float = 1.0  # opacity of the synthetic teeth in an opened mouth (0 = off)
     teeth_gain: float = 0.9  # teeth brightness relative to a light, near-neutral tone
     edge_smoothing: bool = True  # anti-alias the field's folds (silhouettes, lid and lip lines)
     min_area: float = 0.02  # driven triangles smaller than this (px^2) are not drawn

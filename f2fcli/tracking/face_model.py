@@ -679,11 +679,13 @@ class FaceModel:
         return self.rig.basis(self.mean if neutral is None else neutral, idx)
 
     def vertices(self, s: np.ndarray | None, e: np.ndarray | None,
-                 detail: np.ndarray | None = None, idx=None) -> np.ndarray:
+                 detail: np.ndarray | None = None, idx=None,
+                 offset: np.ndarray | None = None) -> np.ndarray:
         """Vertices (..., N, 3) for identity ``s`` (..., 50), expression ``e`` (..., 51).
 
         ``idx`` restricts the output to those vertices (the lid adaptation
-        still sees the whole neutral).
+        still sees the whole neutral). ``offset`` (..., 468, 3) is added after
+        the expression (a per-frame fit residual; it does not adapt the rig).
         """
         n = self.neutral(s, detail)
         sl = slice(None) if idx is None else np.asarray(idx)
@@ -691,6 +693,8 @@ class FaceModel:
         if e is not None:
             b = self.rig.basis(n, idx)
             out = out + np.einsum("...k,...kvc->...vc", np.asarray(e, np.float64), b)
+        if offset is not None:
+            out = out + np.asarray(offset, np.float64)[..., sl, :]
         return out
 
     def project(self, vertices: np.ndarray, hp: np.ndarray) -> np.ndarray:
@@ -698,14 +702,15 @@ class FaceModel:
         return project_points(vertices, hp, self.pivot)
 
     def keypoints72(self, s: np.ndarray | None, e: np.ndarray | None, hp: np.ndarray,
-                    detail: np.ndarray | None = None, clamp_contacts: bool = True) -> np.ndarray:
+                    detail: np.ndarray | None = None, clamp_contacts: bool = True,
+                    offset: np.ndarray | None = None) -> np.ndarray:
         """The 72 Face2Face^rho keypoints in image pixels, (..., 72, 2).
 
         With ``clamp_contacts`` an upper lid / upper inner lip point that the
         expression pushed below its lower partner (model y) meets it at
         their midpoint instead of crossing over.
         """
-        pts = self.vertices(s, e, detail, kp.K72)
+        pts = self.vertices(s, e, detail, kp.K72, offset)
         if clamp_contacts and e is not None:
             up, lo = (list(c) for c in zip(*kp.CONTACT_PAIRS))
             yu, yl = pts[..., up, 1], pts[..., lo, 1]

@@ -54,7 +54,7 @@ __all__ = [
     "FitOptions", "Identity", "SequenceFit", "TransferResult",
     "landmarks_to_camera", "similarity_procrustes", "robust_procrustes",
     "fit_sequence", "fit_image", "keypoint_error", "choose_reference_frame",
-    "transfer_expression", "transfer_pose", "transfer_motion", "refine_rig",
+    "transfer_expression", "transfer_pose", "transfer_motion", "refine_rig", "fit_residual",
 ]
 
 
@@ -425,6 +425,25 @@ def choose_reference_frame(hp: np.ndarray, expression: np.ndarray,
         # Frames near gaps or the ends have fewer neighbours: small penalty.
         cost = np.where(ok, smooth + 1e-3 * (~finite).sum(0), np.inf)
     return int(np.argmin(cost))
+
+
+def fit_residual(model: FaceModel, landmarks: np.ndarray, hp: np.ndarray,
+                 expression: np.ndarray, identity: np.ndarray, detail: np.ndarray
+                 ) -> np.ndarray:
+    """What the fitted model misses of the observed mesh, per frame, in model space (cm):
+    (T, 468, 3), NaN where `landmarks` (T, >=468, 2+) are missing.
+
+    The image-plane residual is turned back through each frame's rotation and scale (with no
+    depth part: the detector's depth is too coarse), so it can be put on another head pose.
+    """
+    hp = np.asarray(hp, np.float64)
+    fitted = model.project(model.vertices(identity, expression, detail), hp)
+    d = np.asarray(landmarks, np.float64)[:, :fitted.shape[1], :2] - fitted
+    scale = hp[:, 5, None, None]
+    # image (u, v) = (s p_x + t_x, -s p_y + t_y) with p = R (v - pivot)
+    local = np.concatenate([d[..., :1] / scale, -d[..., 1:] / scale,
+                            np.zeros_like(d[..., :1])], -1)
+    return np.einsum("tji,tnj->tni", rotvec_to_matrix(hp[:, :3]), local)
 
 
 def transfer_expression(e_src: np.ndarray, e_drv: np.ndarray, e_ref: np.ndarray,

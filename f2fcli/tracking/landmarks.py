@@ -153,6 +153,23 @@ class FaceLandmarker:
     def __call__(self, image: np.ndarray, roi: FaceRoi) -> FaceLandmarks:
         return self.detect_batch([image], [roi])[0]
 
+    def settled(self, image: np.ndarray, roi: FaceRoi, passes: int = 2) -> FaceLandmarks:
+        """Landmarks from `roi`, then again from the ROI of their own result.
+
+        The model's answer moves by about a pixel with the framing; a detector box frames
+        the face differently from the tracking ROI, so without this the first frame of a
+        track (often the reference, or the source photo) is off from the frames after it.
+        """
+        result = self(image, roi)
+        for _ in range(passes):
+            if not result.present:
+                break
+            again = self(image, result.next_roi())
+            if not again.present:
+                break
+            result = again
+        return result
+
     def detect_batch(self, images: Sequence[np.ndarray] | np.ndarray, rois: Sequence[FaceRoi]
                      ) -> list[FaceLandmarks]:
         """One result per ROI. ``images`` is one image shared by all ROIs, or

@@ -118,7 +118,7 @@ class VideoFaceTracker:
         face = select_face(self.detector(image), self.selection, self._last_centre)
         if face is None:
             return None
-        result = self.landmarker(image, roi_from_detection(face))
+        result = self.landmarker.settled(image, roi_from_detection(face))
         return result if result.present else None
 
     def _is_scene_cut(self, image: np.ndarray) -> bool:

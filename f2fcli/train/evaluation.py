@@ -119,7 +119,7 @@ class _LandmarkFinder:
             return None
         centre = np.array(image.shape[1::-1], np.float32) / 2
         face = min(faces, key=lambda f: float(np.linalg.norm(f.center - centre)))
-        result = self.landmarker(image, roi_from_detection(face))
+        result = self.landmarker.settled(image, roi_from_detection(face))
         return result.points[:, :2] if result.present else None
 
 

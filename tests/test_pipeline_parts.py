@@ -206,7 +206,7 @@ def test_residual_motion_carries_what_the_rig_misses(astronaut_file: Path) -> No
         return face_mesh(model, source, motion.pose, motion.expression, motion.offset)[..., :2]
 
     with_residual = driven()
-    assert np.abs(with_residual[-1] - observed[-1]).max() < 0.2
+    assert np.abs(with_residual[-1] - observed[-1]).max() < 0.5  # the rigid part is the pose
     assert np.abs(with_residual[0] - observed[0]).max() < 0.2
     assert np.abs(driven(residual=False)[-1, lip, 1] - observed[-1, lip, 1]).mean() > 5.0
     eyes_only = driven(region="eyes")  # no head motion, and the lips keep still

@@ -324,6 +324,7 @@ class WarpRenderer:
 
         # eyes: the strip's copies of the lid vertices follow the lids; their
         # source positions cover the eye instead of squashing it
+        open_share = []  # per eye, (n, 1): the driven lid gap over the source's
         for (upper, lower, corners), (dup_u, dup_l) in zip(_EYES, p.eye_dups):
             up_i, lo_i = list(upper), list(lower)
             dst[dup_u] = tgt[up_i]
@@ -335,6 +336,7 @@ class WarpRenderer:
                 gap_s = k * (sv @ _up_normal(src_mesh, corners))
                 r = np.where(gap_s > 1e-3, np.clip(gap_t / np.maximum(gap_s, 1e-3), 0.0, 1.0),
                              1.0)[:, None]
+                open_share.append(r)
                 if s.eye_mode == "cover":
                     src[dup_u] = src_mesh[lo_i] + r * sv
                 else:
@@ -353,12 +355,14 @@ class WarpRenderer:
                 if width < 1e-6:
                     continue
                 axis = axis / width
-                shift = s.gaze_shift * width * (gaze[e, 0] * axis
-                                                + s.gaze_vertical * gaze[e, 1]
-                                                * _up_normal(src_mesh, corners))
+                across = s.gaze_vertical * gaze[e, 1] * _up_normal(src_mesh, corners)
+                # a shutting eye shows its lash line whatever the gaze: looking down with
+                # nearly closed lids must not bring the white above the iris into the slit
+                lids = _smoothstep_array(open_share[e] / s.eye_shut) if open_share else 1.0
+                shift = s.gaze_shift * width * (gaze[e, 0] * axis[None] + lids * across[None])
                 for dup in (dup_u, dup_l):
                     t = np.clip((src[dup] - a0) @ axis / width, 0.0, 1.0)
-                    src[dup] -= (4.0 * t * (1.0 - t))[:, None] * shift[None]
+                    src[dup] -= (4.0 * t * (1.0 - t))[:, None] * shift
 
         # mouth: bands and cavity
         u_i, l_i = _LIP_UP[1:-1], _LIP_LO[1:-1]

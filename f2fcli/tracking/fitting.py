@@ -433,12 +433,21 @@ def fit_residual(model: FaceModel, landmarks: np.ndarray, hp: np.ndarray,
     """What the fitted model misses of the observed mesh, per frame, in model space (cm):
     (T, 468, 3), NaN where `landmarks` (T, >=468, 2+) are missing.
 
-    The image-plane residual is turned back through each frame's rotation and scale (with no
-    depth part: the detector's depth is too coarse), so it can be put on another head pose.
+    Only the non-rigid part counts: the 2-D similarity that best maps the fitted mesh onto the
+    landmarks is taken out first, so the (smoothed) head pose stays the pose. The image-plane
+    residual is turned back through each frame's rotation and scale (with no depth part: the
+    detector's depth is too coarse), so it can be put on another head pose.
     """
     hp = np.asarray(hp, np.float64)
     fitted = model.project(model.vertices(identity, expression, detail), hp)
-    d = np.asarray(landmarks, np.float64)[:, :fitted.shape[1], :2] - fitted
+    observed = np.asarray(landmarks, np.float64)[:, :fitted.shape[1], :2]
+    zf = fitted[..., 0] + 1j * fitted[..., 1]
+    zo = observed[..., 0] + 1j * observed[..., 1]
+    zf = zf - zf.mean(1, keepdims=True)
+    zo = zo - zo.mean(1, keepdims=True)
+    a = np.sum(np.conj(zf) * zo, 1, keepdims=True) / np.sum(np.abs(zf) ** 2, 1, keepdims=True)
+    z = zo - a * zf
+    d = np.stack([z.real, z.imag], -1)
     scale = hp[:, 5, None, None]
     # image (u, v) = (s p_x + t_x, -s p_y + t_y) with p = R (v - pivot)
     local = np.concatenate([d[..., :1] / scale, -d[..., 1:] / scale,

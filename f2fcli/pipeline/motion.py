@@ -157,7 +157,7 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
 
 def residual_motion(model: FaceModel, track: Track, ref: int,
                     vertices: np.ndarray | None = None, sigma_t: float = 1.0,
-                    chunk: int = 512) -> np.ndarray:
+                    noise: float = 0.02, chunk: int = 512) -> np.ndarray:
     """The driver's fit residual (`fitting.fit_residual`), filled over frames without a face,
     smoothed over time (the landmarks are raw, the fit is smoothed) and taken relative to the
     reference frame: (N, 468, 3) float32 model cm; `vertices` (468,) bool limits it to a region.
@@ -183,6 +183,11 @@ def residual_motion(model: FaceModel, track: Track, ref: int,
         out = gaussian_filter1d(out, sigma_t, axis=0, mode="nearest")
     # after smoothing: one frame's detector noise at the reference would shift every frame
     out -= out[ref].copy()
+    # The detector's own scatter (`noise` cm, about a tenth of a percent of the face) is
+    # no expression: shrink every vertex's offset by it, so a still or rigidly moving face
+    # stays exactly as the rig moves it and only larger misses come through.
+    size = np.linalg.norm(out, axis=-1, keepdims=True)
+    out *= np.clip(1.0 - noise / np.maximum(size, 1e-9), 0.0, 1.0)
     if vertices is not None:
         out[:, ~np.asarray(vertices, bool)] = 0.0
     return out

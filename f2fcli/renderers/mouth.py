@@ -57,11 +57,10 @@ def cavity_colours(lip: np.ndarray | None, skin: np.ndarray | None, edge_gain: f
     edge = np.clip(lip * tint * edge_gain, 0, 255)
     core = np.clip(lip * tint * core_gain, 0, 255)
     ref = np.asarray(skin if skin is not None else lip, np.float64)
-    # teeth: brighter than the skin, lit by the same light, so they keep a softened share of
-    # the skin's hue (neutral white teeth look blue-grey in a warm face; a grey photo gets
-    # grey teeth); `teeth_gain` dims them into the mouth's shade
-    hue = (np.maximum(ref, 1.0) / max(float(ref.max()), 1.0)) ** 0.6
-    teeth = np.clip(min(ref.max() * 1.2, 245.0) * hue * teeth_gain, 0, 255)
+    # teeth: brighter than the skin and nearly neutral, warm only as far as the photo is
+    # coloured (a grey photo gets grey teeth); `teeth_gain` dims them into the mouth's shade
+    ivory = 1.0 + np.clip(sat * 2.0, 0.0, 1.0) * (np.array([1.0, 0.96, 0.88]) - 1.0)
+    teeth = np.clip(min(ref.max() * 1.2, 245.0) * ivory * teeth_gain, 0, 255)
     return edge, core, teeth
 
 

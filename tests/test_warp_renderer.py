@@ -337,3 +337,24 @@ def test_gaze_slides_the_eye_interior(face, renderer, prepared):
         assert centroid(after) > centroid(before) + 0.5
     far = ~polygon_mask(face_outline(pts, renderer), erode=0)
     assert psnr(out, crop, far) > 40.0
+
+
+def test_the_iris_moves_whole_towards_the_corner(face, renderer, prepared):
+    crop, pts = face
+    gaze = np.array([[[1.0, 0.0], [1.0, 0.0]]])
+    out = renderer.render(prepared, pts[None], gaze=gaze)[0]
+    for eye, box in eye_boxes(pts):
+        before, after = luma(crop)[box], luma(out)[box]
+        m = eye[box]
+        dark = np.percentile(before[m], 25)
+        cols = np.arange(before.shape[1])[None, :]
+
+        def iris(img):
+            w = (img < dark) & m
+            return int(w.sum()), float((w * cols).sum() / max(w.sum(), 1))
+
+        (n0, c0), (n1, c1) = iris(before), iris(after)
+        width = m.any(0).sum()
+        # moved by a good part of the eye's width, and not smeared thin or wide
+        assert c1 - c0 > 0.12 * width, (c0, c1, width)
+        assert 0.6 * n0 < n1 < 1.4 * n0, (n0, n1)

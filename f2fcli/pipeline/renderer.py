@@ -25,13 +25,14 @@ RENDERERS = ("auto", "warp", "neural")
 class CropMotion:
     """Face geometry of N frames in crop pixels: mesh (N, 468, 3), keypoints (N, 72, 2),
     head pose (N, 6) in crop pixels, expression (N, 51), change of gaze from the source's
-    (N, 2, 2)."""
+    (N, 2, 2); and the source photo's iris landmarks (2, 5, 2; centre first), if known."""
 
     points: np.ndarray
     keypoints: np.ndarray
     pose: np.ndarray
     expression: np.ndarray
     gaze: np.ndarray
+    iris: np.ndarray | None = None
 
 
 def crop_motion(model: FaceModel, source: SourceFace, box: CropBox, pose: np.ndarray,
@@ -45,8 +46,12 @@ def crop_motion(model: FaceModel, source: SourceFace, box: CropBox, pose: np.nda
     points = box.to_crop(face_mesh(model, source, pose, expression, offset))
     keypoints = box.to_crop(model.keypoints72(source.identity, expression, pose,
                                               source.identity_detail, offset=offset))
-    offset = -np.array([box.x0, box.y0], np.float64) * box.scale
-    return CropMotion(points, keypoints, warp_pose(pose, box.scale, offset), expression, gaze)
+    shift = -np.array([box.x0, box.y0], np.float64) * box.scale
+    iris = None
+    if source.landmarks is not None and len(source.landmarks) >= 478:
+        iris = box.to_crop(np.asarray(source.landmarks, np.float64)[468:478, :2]).reshape(2, 5, 2)
+    return CropMotion(points, keypoints, warp_pose(pose, box.scale, shift), expression, gaze,
+                      iris)
 
 
 class FaceRenderer(Protocol):
@@ -70,7 +75,7 @@ class WarpFaceRenderer:
         self._warp = WarpRenderer()
 
     def prepare(self, crop: np.ndarray, source: CropMotion) -> object:
-        return self._warp.prepare(crop, source.points[0])
+        return self._warp.prepare(crop, source.points[0], source.iris)
 
     def render(self, prepared: object, target: CropMotion) -> np.ndarray:
         return self._warp.render(prepared, target.points, target.gaze)

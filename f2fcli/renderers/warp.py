@@ -28,9 +28,10 @@ source pixel) that is piecewise affine over a *render mesh*:
   the source eye at its own scale, so the lids cover the eye rather than
   squashing the iris, and the lid skin above stretches down over it.  A
   lid pushed past its partner is clamped onto it.  Gaze (optional, from
-  the eyeLook channels; the mesh has no iris) shifts those virtual source
-  positions against the look direction, tapered to zero at the corners,
-  so the iris slides inside the opening (``gaze_shift`` eye widths at 1).
+  the eyeLook channels) moves the iris as a whole disc inside the driven
+  lids (``iris.py``): the opening is drawn from a copy of the source with
+  the irises painted out, and each iris patch is laid over it at its
+  warped position plus ``gaze_shift`` eye widths at full gaze.
 * **Mouth**: the strip between the inner-lip loops is split into an upper
   band that carries most of the source's own opening (upper teeth) with
   the upper lip, a lower band that carries the rest with the lower lip and,
@@ -55,6 +56,7 @@ import numpy as np
 
 from ..tracking import keypoints as kp
 from ..tracking.face_model import FaceModel
+from . import iris as iris_fill
 from . import mouth as mouth_fill
 from .mesh_raster import FieldEvaluator, affine_displacements, signed_areas
 
@@ -133,6 +135,8 @@ class PreparedSource:
     colours: tuple  # cavity colours (edge, core, teeth)
     teeth_share: float  # 1 for a closed source mouth, 0 where the source already shows teeth
     scale_px: float  # crop size / 512
+    clean: np.ndarray | None = None  # the source with its irises painted out (for gaze)
+    irises: list | None = None  # per eye an `iris.IrisPatch`
     evaluator: FieldEvaluator | None = None
 
     def __repr__(self) -> str:
@@ -149,8 +153,11 @@ class WarpRenderer:
 
     # ------------------------------------------------------------------ prepare
 
-    def prepare(self, source: np.ndarray, source_points: np.ndarray) -> PreparedSource:
-        """Precompute everything that depends on the source only."""
+    def prepare(self, source: np.ndarray, source_points: np.ndarray,
+                iris: np.ndarray | None = None) -> PreparedSource:
+        """Precompute everything that depends on the source only; `iris` (2, 5, 2), optional:
+        per eye (image-left first) the iris centre and four rim points in crop pixels (else
+        the iris is looked for in the image)."""
         image = np.ascontiguousarray(source)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"source must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
@@ -275,13 +282,54 @@ class WarpRenderer:
         src_gap = (xy[_LIP_UP[1:-1]] - xy[_LIP_LO[1:-1]]) @ _up_normal(xy, _LIP_CORNERS)
         width = np.linalg.norm(xy[_LIP_CORNERS[1]] - xy[_LIP_CORNERS[0]])
         teeth_share = float(np.clip(1.0 - src_gap.max() / max(0.1 * width, 1e-6), 0.0, 1.0))
+
+        # --- gaze: the iris as a patch over an iris-free eye
+        rings = [_eye_ring(xy, k) for k in range(2)]
+        found = []
+        for k, (ring, (_u, _l, corners)) in enumerate(zip(rings, _EYES)):
+            eye_w = float(np.linalg.norm(xy[corners[1]] - xy[corners[0]]))
+            if iris is not None and np.all(np.isfinite(iris[k])):
+                c = np.asarray(iris[k][0], np.float64)
+                found.append((c, float(np.linalg.norm(iris[k][1:] - c, axis=1).mean())))
+            else:
+                found.append(iris_fill.find_iris(image, ring, eye_w))
+        clean, irises = iris_fill.prepare_irises(image, rings, found)
         return PreparedSource(
             image=image, points=pts, src_xy=src_xy, face_tris=face_tris,
             interior_tris=np.concatenate(interior, 0), ring_tris=ring_tris,
             boundary=boundary, ring_weights=ring_w, ring_src=ring_src,
             orientation=orientation, eye_dups=eye_dups, mouth_mu=mu, mouth_ml=ml,
             colours=colours, teeth_share=teeth_share, scale_px=max(h, w) / 512.0,
-            evaluator=FieldEvaluator((h, w), scale))
+            clean=clean, irises=irises, evaluator=FieldEvaluator((h, w), scale))
+
+    def _move_irises(self, p: PreparedSource, img: np.ndarray, tgt: np.ndarray,
+                     gaze: np.ndarray, open_share: list, maps: tuple) -> None:
+        """Lay each iris over its iris-free opening, moved by the lids' motion and the gaze."""
+        s = self.settings
+        src_mesh = p.points[:, :2]
+
+        def clean(window: tuple[slice, slice]) -> np.ndarray:
+            return cv2.remap(p.clean, np.ascontiguousarray(maps[0][window]),
+                             np.ascontiguousarray(maps[1][window]), cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
+
+        for e, (_u, _l, corners) in enumerate(_EYES):
+            ring_s, ring_t = _eye_ring(src_mesh, e), _eye_ring(tgt, e)
+            affine = np.linalg.lstsq(np.c_[ring_s, np.ones(len(ring_s))], ring_t,
+                                     rcond=None)[0].T
+            a0, a1 = src_mesh[corners[0]], src_mesh[corners[1]]
+            width = float(np.linalg.norm(a1 - a0))
+            if width < 1e-6:
+                continue
+            axis = (a1 - a0) / width
+            # a shutting eye shows its lash line whatever the gaze: looking down with nearly
+            # closed lids must not bring the white above the iris into the slit
+            lids = float(_smoothstep_array(np.mean(open_share[e]) / s.eye_shut)) \
+                if open_share else 1.0
+            shift = s.gaze_shift * width * (gaze[e, 0] * axis + lids * s.gaze_vertical
+                                            * gaze[e, 1] * _up_normal(src_mesh, corners))
+            iris_fill.place_iris(img, clean, p.irises[e], ring_t, affine,
+                                 affine[:, :2] @ shift, 0.6 * p.scale_px)
 
     # ------------------------------------------------------------------- render
 
@@ -291,7 +339,7 @@ class WarpRenderer:
 
         ``gaze`` (N, 2, 2), optional: per frame and eye (image-left eye
         first) the change of gaze from the source's, (towards the subject's
-        left, up) in [-1, 1]; it slides the eye interior inside the lids.
+        left, up) in [-1, 1]; it moves the iris inside the lids.
         """
         tp = np.asarray(target_points, np.float64)
         if tp.ndim == 2:
@@ -345,25 +393,6 @@ class WarpRenderer:
                     c = s.eye_centre * _smoothstep_array(r / s.eye_shut)
                     src[dup_u] = src_mesh[lo_i] + (c + (1.0 - c) * r) * sv
                     src[dup_l] = src_mesh[lo_i] + (c - c * r) * sv
-        if gaze is not None and np.all(np.isfinite(gaze)) and s.gaze_shift > 0:
-            # gaze: sample the eye interior against the look direction so the
-            # iris moves with it; tapered to zero at the eye corners
-            for e, ((upper, lower, corners), (dup_u, dup_l)) in enumerate(zip(_EYES, p.eye_dups)):
-                a0, a1 = src_mesh[corners[0]], src_mesh[corners[1]]
-                axis = a1 - a0
-                width = np.linalg.norm(axis)
-                if width < 1e-6:
-                    continue
-                axis = axis / width
-                across = s.gaze_vertical * gaze[e, 1] * _up_normal(src_mesh, corners)
-                # a shutting eye shows its lash line whatever the gaze: looking down with
-                # nearly closed lids must not bring the white above the iris into the slit
-                lids = _smoothstep_array(open_share[e] / s.eye_shut) if open_share else 1.0
-                shift = s.gaze_shift * width * (gaze[e, 0] * axis[None] + lids * across[None])
-                for dup in (dup_u, dup_l):
-                    t = np.clip((src[dup] - a0) @ axis / width, 0.0, 1.0)
-                    src[dup] -= (4.0 * t * (1.0 - t))[:, None] * shift
-
         # mouth: bands and cavity
         u_i, l_i = _LIP_UP[1:-1], _LIP_LO[1:-1]
         n_t = _up_normal(tgt, _LIP_CORNERS)
@@ -419,6 +448,9 @@ class WarpRenderer:
         img = cv2.remap(p.image, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if fine is not None and s.edge_smoothing:
             _soften_folds(img, dx, dy, ids, roi)
+        if gaze is not None and np.all(np.isfinite(gaze)) and np.any(gaze != 0) \
+                and s.gaze_shift > 0 and p.irises:
+            self._move_irises(p, img, tgt, gaze, open_share, (m1, m2))
 
         if s.mouth_fill:
             m_open = s.mouth_min_opening * p.scale_px
@@ -539,6 +571,12 @@ def _soften_folds(img: np.ndarray, dx: np.ndarray, dy: np.ndarray, ids: np.ndarr
     ys = ys + (y0 - by0)
     xs = xs + (x0 - bx0)
     box[ys, xs] = soft[ys, xs]
+
+
+def _eye_ring(pts: np.ndarray, eye: int) -> np.ndarray:
+    """The lid polygon (n, 2) of eye `eye` (image-left first): upper lid, then lower back."""
+    upper, lower = ((kp.UPPER_LID_R, kp.LOWER_LID_R), (kp.UPPER_LID_L, kp.LOWER_LID_L))[eye]
+    return np.asarray(pts, np.float64)[list(upper) + list(lower[-2:0:-1]), :2]
 
 
 def _up_normal(pts: np.ndarray, corners: tuple[int, int]) -> np.ndarray:

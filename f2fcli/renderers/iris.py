@@ -1,0 +1,129 @@
+"""Gaze for the warp renderer: the iris is moved as a whole disc inside the lid opening.
+
+Sliding the eye interior through the mesh (the older way) compresses the iris against one
+corner and stretches it away from the other, so a sideways look smears it and it cannot
+reach the corner. Here the source eye is prepared once without its iris (inpainted sclera)
+and the iris as a separate patch; per frame the opening is drawn from the iris-free source
+through the same warp, and the iris patch is laid over it at its warped position plus the
+gaze shift, clipped by the driven lids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+_SHIFT = 4
+_SUB = float(1 << _SHIFT)
+IRIS_RADIUS = 0.2  # of the eye's width, when the iris must be found in the image
+
+
+@dataclass(frozen=True)
+class IrisPatch:
+    """One eye's iris, cut out of the source crop: RGB (S, S, 3) float32, alpha (S, S)
+    float32 (the disc where the source shows it), and the source centre (x, y) of the patch."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray
+    centre: np.ndarray
+
+
+def opening_mask(shape: tuple[int, int], ring: np.ndarray, origin: np.ndarray,
+                 soften: float) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: inside the lid polygon `ring` (n, 2), in a window whose
+    top-left is `origin`, with edges blurred by `soften` px."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.rint((ring - origin) * _SUB).astype(np.int32)], 255, cv2.LINE_AA,
+                 _SHIFT)
+    out = mask.astype(np.float32) * (1.0 / 255.0)
+    return cv2.GaussianBlur(out, (0, 0), soften) if soften > 0 else out
+
+
+def find_iris(image: np.ndarray, ring: np.ndarray, width: float) -> tuple[np.ndarray, float]:
+    """Centre and radius of the iris in the opening `ring` when no iris landmarks are known:
+    the darkness-weighted centroid of the inner part of the opening."""
+    lo = np.floor(ring.min(0)).astype(int)
+    hi = np.ceil(ring.max(0)).astype(int) + 1
+    lo = np.maximum(lo, 0)
+    hi = np.minimum(hi, image.shape[1::-1])
+    centre = ring.mean(0)
+    if np.any(hi - lo < 3):
+        return centre, IRIS_RADIUS * width
+    inner = centre + 0.7 * (ring - centre)  # away from the lashes
+    mask = opening_mask((hi[1] - lo[1], hi[0] - lo[0]), inner, lo.astype(np.float64), 0.0)
+    grey = cv2.cvtColor(image[lo[1]:hi[1], lo[0]:hi[0]], cv2.COLOR_RGB2GRAY).astype(np.float64)
+    weight = mask * np.clip(grey.max() - grey, 0.0, None) ** 2
+    if weight.sum() <= 0:
+        return centre, IRIS_RADIUS * width
+    ys, xs = np.indices(weight.shape)
+    found = np.array([(weight * xs).sum(), (weight * ys).sum()]) / weight.sum() + lo
+    return found, IRIS_RADIUS * width
+
+
+def prepare_irises(image: np.ndarray, rings: list[np.ndarray],
+                   irises: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, list[IrisPatch]]:
+    """The source crop with both irises painted out, and each iris as a patch.
+
+    `rings`: per eye the lid polygon (n, 2); `irises`: per eye (centre (2,), radius)."""
+    h, w = image.shape[:2]
+    hole = np.zeros((h, w), np.uint8)
+    patches = []
+    for ring, (centre, radius) in zip(rings, irises):
+        cv2.circle(hole, tuple(int(round(v)) for v in centre), int(np.ceil(radius * 1.15)) + 1,
+                   255, -1)
+        half = int(np.ceil(radius * 1.3)) + 2
+        x0, y0 = int(round(centre[0])) - half, int(round(centre[1])) - half
+        size = 2 * half + 1
+        pad = cv2.copyMakeBorder(image, size, size, size, size, cv2.BORDER_REPLICATE)
+        rgb = pad[y0 + size:y0 + 2 * size, x0 + size:x0 + 2 * size].astype(np.float32)
+        ys, xs = np.indices((size, size), np.float64)
+        d = np.hypot(xs + x0 - centre[0], ys + y0 - centre[1])
+        disc = np.clip(radius + 0.5 - d, 0.0, 1.0)
+        seen = opening_mask((size, size), ring, np.array([x0, y0], np.float64), 0.6)
+        patches.append(IrisPatch(rgb, (disc * seen).astype(np.float32),
+                                 np.array([x0 + half, y0 + half], np.float64)))
+    # the lids stay as they are: only the opening is painted
+    inside = np.zeros((h, w), np.uint8)
+    for ring in rings:
+        cv2.fillPoly(inside, [np.rint(ring * _SUB).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
+    hole = cv2.bitwise_and(hole, inside)
+    clean = cv2.inpaint(image, hole, 3, cv2.INPAINT_TELEA) if hole.any() else image.copy()
+    return clean, patches
+
+
+def place_iris(out: np.ndarray, clean: Callable[[tuple[slice, slice]], np.ndarray],
+               patch: IrisPatch, ring: np.ndarray, affine: np.ndarray, shift: np.ndarray,
+               soften: float) -> None:
+    """In place: inside the driven lid polygon `ring`, replace `out` by the iris-free source
+    through the same warp (`clean(window)` gives it for a window of `out`) and lay the iris
+    patch over it, moved by `affine` (2, 3; source -> output) and then by `shift` (output px)."""
+    h, w = out.shape[:2]
+    size = patch.rgb.shape[0]
+    half = size // 2
+    centre = affine[:, :2] @ patch.centre + affine[:, 2] + shift
+    lin = affine[:, :2]
+    reach = half * max(float(np.abs(lin).sum(1).max()), 1.0) + 2.0
+    lo = np.floor(np.minimum(ring.min(0), centre - reach)).astype(int)
+    hi = np.ceil(np.maximum(ring.max(0), centre + reach)).astype(int) + 1
+    lo = np.maximum(lo, 0)
+    hi = np.minimum(hi, [w, h])
+    if np.any(hi - lo < 2):
+        return
+    window = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+    shape = (int(hi[1] - lo[1]), int(hi[0] - lo[0]))
+    mask = opening_mask(shape, ring, lo.astype(np.float64), soften)[..., None]
+    # patch pixel (u, v) -> window pixel: centre the patch, apply the linear part
+    m = np.zeros((2, 3))
+    m[:, :2] = lin
+    m[:, 2] = centre - lo - lin @ np.array([half, half], np.float64)
+    rgb = cv2.warpAffine(patch.rgb, m, shape[::-1], flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(patch.alpha, m, shape[::-1], flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
+    roi = out[window].astype(np.float32)
+    base = roi + mask * (clean(window).astype(np.float32) - roi)
+    base += (alpha * mask) * (rgb - base)
+    out[window] = np.clip(base + 0.5, 0, 255).astype(np.uint8)

@@ -104,7 +104,7 @@ def test_motion_options(astronaut_file: Path) -> None:
     track = _track(n, pose, expression)
 
     def drive_(**kw) -> object:  # the rig transfer alone; retargeting is tested below
-        return drive(source, track, model, MotionOptions(retarget=False, **kw))
+        return drive(source, track, model, MotionOptions(retarget=False, pose_sigma=0.0, **kw))
 
     full = drive_(ref_frame=0)
     assert np.allclose(full.pose[0], source.pose, atol=1e-6)
@@ -181,6 +181,26 @@ def test_retarget_reproduces_a_reachable_expression(astronaut_file: Path) -> Non
     jaw = EXPR_INDEX["jawOpen"]
     assert np.corrcoef(res.expression[:, jaw], ramp)[0, 1] > 0.9
     assert np.all(res.gaze[-1, :, 0] > 0.4)  # both irises look the way the driver's did
+
+
+def test_driven_pose_loses_frame_to_frame_noise(astronaut_file: Path) -> None:
+    model = FaceModel.canonical()
+    source, _ = load_source(astronaut_file, SourceOptions(), model, None)
+    n = 40
+    rng = np.random.default_rng(1)
+    pose = np.tile([0.0, 0.0, 0.0, 200.0, 200.0, 10.0], (n, 1))
+    pose[:, 1] = np.linspace(0.0, 0.4, n) + rng.normal(0, 0.01, n)  # a turn, with noise
+    pose[:, 3] += rng.normal(0, 0.5, n)
+    track = _track(n, pose, np.zeros((n, 51)))
+
+    def driven(sigma: float) -> np.ndarray:
+        return drive(source, track, model, MotionOptions(retarget=False, residual=False,
+                                                         ref_frame=0, pose_sigma=sigma)).pose
+
+    raw, smooth = driven(0.0), driven(2.0)
+    rough = [np.abs(np.diff(p[:, [1, 3]], 2, axis=0)).mean(0) for p in (raw, smooth)]
+    assert np.all(rough[1] < 0.5 * rough[0])
+    assert abs(smooth[-5, 1] - raw[-5, 1]) < 0.03  # the turn itself is kept
 
 
 def test_residual_motion_carries_what_the_rig_misses(astronaut_file: Path) -> None:

@@ -41,6 +41,10 @@ class MotionOptions:
     residual: also move the source mesh by what the rig fit misses of the driver's observed
     mesh since the reference frame (`residual_motion`): an asymmetric smile, lips the rig
     cannot shape. Exact geometry in self-reenactment.
+    pose_sigma: the widest Gaussian (frames) over the driven head pose, after the track's
+    bilateral filter, which keeps fast head motion but with it frame-to-frame noise that a
+    re-rendered face shows as jitter; narrower where the head changes direction, see
+    `steady_pose` (0 = off).
     """
 
     expression_mode: str = "hybrid"
@@ -50,6 +54,7 @@ class MotionOptions:
     ref_frame: int | None = None
     retarget: bool = True
     residual: bool = True
+    pose_sigma: float = 2.0
 
     def __post_init__(self) -> None:
         for value, allowed, name in ((self.expression_mode, EXPRESSION_MODES, "expression mode"),
@@ -133,6 +138,8 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
     else:
         mode = "relative" if options.pose_mode == "relative" else "absolute"
         pose = transfer_pose(source.pose, track.pose, track.pose[ref], mode)
+        if options.pose_sigma > 0 and n > 2:
+            pose = steady_pose(pose, options.pose_sigma)
     moving = {"eyes": _EYES, "lips": _LIPS, "pose": np.zeros(51, bool)}.get(
         options.region, np.ones(51, bool))
     expression[:, ~moving] = source.expression[~moving]
@@ -153,6 +160,37 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
         expression, gaze = solved.expression, solved.gaze
     return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), gaze, ref,
                         offset)
+
+
+def steady_pose(pose: np.ndarray, sigma_max: float, bias_px: float = 0.05,
+                face_cm: float = 8.0) -> np.ndarray:
+    """Head poses (N, 6) smoothed over time by a Gaussian whose width adapts per frame.
+
+    A Gaussian of width s moves a motion by about s^2 / 2 times its acceleration, so where
+    the head turns round (large acceleration of the lightly smoothed pose, in pixels at
+    `face_cm` from the pivot) the width shrinks until that bias is `bias_px`; still or
+    steadily moving heads get the full `sigma_max`, which is what removes the noise.
+    """
+    pose = np.asarray(pose, np.float64)
+    n = len(pose)
+    coarse = gaussian_filter1d(pose, 2.0, axis=0, mode="nearest")
+    size = coarse[:, 5:6] * face_cm  # pixels per radian of turn at the face's edge
+    px = np.concatenate([coarse[:, :3] * size, coarse[:, 3:5], size], 1)
+    accel = np.abs(np.gradient(np.gradient(px, axis=0), axis=0)).max(1)
+    sigma = np.minimum(sigma_max, np.sqrt(2.0 * bias_px / np.maximum(accel, 1e-12)))
+    levels = np.linspace(0.0, sigma_max, 5)
+    # odd reflection at the ends keeps a head that is moving there on its course
+    r = min(int(np.ceil(4 * sigma_max)), n - 1)
+    padded = np.concatenate([2 * pose[:1] - pose[r:0:-1], pose,
+                             2 * pose[-1:] - pose[-2:-r - 2:-1]])
+    stack = np.stack([pose] + [gaussian_filter1d(padded, s, axis=0, mode="nearest")[r:r + n]
+                               for s in levels[1:]])
+    at = np.interp(sigma, levels, np.arange(len(levels)))
+    lo = np.floor(at).astype(int)
+    hi = np.minimum(lo + 1, len(levels) - 1)
+    frac = (at - lo)[:, None]
+    rows = np.arange(n)
+    return stack[lo, rows] * (1.0 - frac) + stack[hi, rows] * frac
 
 
 def residual_motion(model: FaceModel, track: Track, ref: int,

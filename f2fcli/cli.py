@@ -266,6 +266,10 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--no-residual", is_flag=True,
                      help="Move the source only by the face model, without the part of the "
                           "driver's observed mesh motion that the model's rig misses."),
+        click.option("--pose-smoothing", type=click.FloatRange(0.0, 10.0), default=2.0,
+                     show_default=True,
+                     help="Widest Gaussian (frames) over the driven head pose; it narrows where "
+                          "the head turns round (0 = off)."),
         click.option("--face-index", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Source face when several are visible (0 = largest)."),
         click.option("--face-box", default=None, metavar="X,Y,W,H",
@@ -303,7 +307,7 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
         motion = MotionOptions(params["expression_mode"], params["pose_mode"],
                                float(params["expression_scale"]), params["region"],
                                params["ref_frame"], not params["no_retarget"],
-                               not params["no_residual"])
+                               not params["no_residual"], float(params["pose_smoothing"]))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     return ReenactOptions(

@@ -115,8 +115,8 @@ def test_track_file_as_driver_and_crop_output(media: dict[str, Path], tmp_path: 
     assert f2f("track", str(media["drive"]), "-o", str(track)).returncode == 0
     out = tmp_path / "crop.mp4"
     result = f2f("reenact", "-s", str(media["source"]), "-d", str(track), "-o", str(out),
-                 "--no-paste-back", "--res", "256", "--json", "--no-retarget", "--cache-dir",
-                 str(tmp_path / "cache"))
+                 "--no-paste-back", "--res", "256", "--json", "--no-retarget", "--no-residual",
+                 "--pose-smoothing", "0", "--cache-dir", str(tmp_path / "cache"))
     assert result.returncode == 0, result.stderr
     data_out = json.loads(result.stdout)
     assert data_out["frames"] == FRAMES and data_out["audio"] is None

@@ -8,12 +8,12 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from ..tracking.face_model import ARKIT_NAMES, EXPR_INDEX, FaceModel, transform_points
-from ..tracking.fitting import (choose_reference_frame, fit_residual, transfer_expression,
-                                transfer_pose)
+from ..tracking.fitting import (choose_reference_frame, fit_residual, similarity_2d,
+                                transfer_expression, transfer_pose)
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import fill_missing
 from ..tracking.track import Track
-from .retarget import Observe, retarget, similarity_2d
+from .retarget import Observe, retarget
 from .source import SourceFace
 
 EXPRESSION_MODES = ("hybrid", "relative", "absolute")
@@ -206,13 +206,13 @@ def residual_motion(model: FaceModel, track: Track, ref: int,
     n = len(track)
     out = np.zeros((n, 468, 3), np.float32)
     ok = track.found & np.all(np.isfinite(track.landmarks[:, :468, :2]), axis=(1, 2))
+    if not ok.any():
+        return out
     for i in range(0, n, chunk):
         part = slice(i, i + chunk)
         out[part] = fit_residual(model, track.landmarks[part], track.pose[part],
                                  track.expression[part], track.identity,
                                  track.identity_detail)
-    if not ok.any():
-        return np.zeros_like(out)
     flat = out.reshape(n, -1)
     if not ok.all():
         for lo in range(0, flat.shape[1], 64):  # column blocks keep the temporaries small

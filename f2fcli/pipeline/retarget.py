@@ -30,7 +30,7 @@ import numpy as np
 
 from ..tracking import keypoints as kp
 from ..tracking.face_model import EXPR_INDEX, FaceModel, transform_points
-from ..tracking.fitting import transfer_expression
+from ..tracking.fitting import similarity_2d, transfer_expression
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import bilateral_filter, fill_missing
 from ..tracking.track import Track
@@ -140,16 +140,6 @@ class SourceLandmarkModel:
             moved = iris_src[None] + shift[:, None, :]  # (N, 5, 2)
             out.append(moved @ affine[:, :2] + affine[:, None, 2])
         return np.concatenate(out, 1)
-
-
-def similarity_2d(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares 2-D rotation and scale, as a complex factor, from `src` (V, 2) to each
-    of `dst` (N, V, 2)."""
-    zs = src[:, 0] + 1j * src[:, 1]
-    zd = dst[..., 0] + 1j * dst[..., 1]
-    zs = zs - zs.mean()
-    zd = zd - zd.mean(-1, keepdims=True)
-    return (zd @ np.conj(zs)) / max(float(np.sum(np.abs(zs) ** 2)), 1e-12)
 
 
 def driver_scores(track: Track, blendshapes: BlendshapeModel,

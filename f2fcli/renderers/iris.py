@@ -77,8 +77,8 @@ def prepare_irises(image: np.ndarray, rings: list[np.ndarray],
         half = int(np.ceil(radius * 1.3)) + 2
         x0, y0 = int(round(centre[0])) - half, int(round(centre[1])) - half
         size = 2 * half + 1
-        pad = cv2.copyMakeBorder(image, size, size, size, size, cv2.BORDER_REPLICATE)
-        rgb = pad[y0 + size:y0 + 2 * size, x0 + size:x0 + 2 * size].astype(np.float32)
+        # whole-pixel centre: an exact copy; outside the crop the edge pixels repeat
+        rgb = cv2.getRectSubPix(image, (size, size), (x0 + half, y0 + half)).astype(np.float32)
         ys, xs = np.indices((size, size), np.float64)
         d = np.hypot(xs + x0 - centre[0], ys + y0 - centre[1])
         disc = np.clip(radius + 0.5 - d, 0.0, 1.0)

@@ -55,6 +55,7 @@ __all__ = [
     "landmarks_to_camera", "similarity_procrustes", "robust_procrustes",
     "fit_sequence", "fit_image", "keypoint_error", "choose_reference_frame",
     "transfer_expression", "transfer_pose", "transfer_motion", "refine_rig", "fit_residual",
+    "similarity_2d",
 ]
 
 
@@ -427,6 +428,19 @@ def choose_reference_frame(hp: np.ndarray, expression: np.ndarray,
     return int(np.argmin(cost))
 
 
+def _centred(points: np.ndarray) -> np.ndarray:
+    """(..., V, 2) points as complex numbers about their mean, (..., V)."""
+    z = points[..., 0] + 1j * points[..., 1]
+    return z - z.mean(-1, keepdims=True)
+
+
+def similarity_2d(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares 2-D rotation and scale, as a complex factor, from `src` to `dst` (both
+    (..., V, 2), broadcast against each other; translation taken out), shape (...)."""
+    zs, zd = _centred(np.asarray(src, np.float64)), _centred(np.asarray(dst, np.float64))
+    return np.sum(zd * np.conj(zs), -1) / np.maximum(np.sum(np.abs(zs) ** 2, -1), 1e-12)
+
+
 def fit_residual(model: FaceModel, landmarks: np.ndarray, hp: np.ndarray,
                  expression: np.ndarray, identity: np.ndarray, detail: np.ndarray
                  ) -> np.ndarray:
@@ -441,12 +455,8 @@ def fit_residual(model: FaceModel, landmarks: np.ndarray, hp: np.ndarray,
     hp = np.asarray(hp, np.float64)
     fitted = model.project(model.vertices(identity, expression, detail), hp)
     observed = np.asarray(landmarks, np.float64)[:, :fitted.shape[1], :2]
-    zf = fitted[..., 0] + 1j * fitted[..., 1]
-    zo = observed[..., 0] + 1j * observed[..., 1]
-    zf = zf - zf.mean(1, keepdims=True)
-    zo = zo - zo.mean(1, keepdims=True)
-    a = np.sum(np.conj(zf) * zo, 1, keepdims=True) / np.sum(np.abs(zf) ** 2, 1, keepdims=True)
-    z = zo - a * zf
+    zf, zo = (_centred(p) for p in (fitted, observed))
+    z = zo - similarity_2d(fitted, observed)[:, None] * zf
     d = np.stack([z.real, z.imag], -1)
     scale = hp[:, 5, None, None]
     # image (u, v) = (s p_x + t_x, -s p_y + t_y) with p = R (v - pivot)

@@ -151,13 +151,18 @@ def test_background_motion_is_smooth_outside_the_face(face, renderer, prepared):
     crop, pts = face
     target, _ = similarity(pts, 0.0, 1.0, (10.0, 0.0))
     out = renderer.render(prepared, target[None])[0]
-    # next to the face the background follows the head (a 10 px shift) ...
     outline = face_outline(pts, renderer)
+    radius = float(np.linalg.norm(outline - outline.mean(0), axis=1).mean())
     cy = int(np.rint(outline[:, 1].mean()))
-    x_right = int(np.ceil(outline[:, 0].max())) + 3
-    row_src = luma(crop[cy - 2:cy + 3, x_right:x_right + 12]).mean(0)
-    row_out = luma(out[cy - 2:cy + 3, x_right + 10:x_right + 22]).mean(0)
-    assert np.abs(row_src - row_out).mean() < 12.0
+    x_right = int(np.ceil(outline[:, 0].max()))
+    rows = slice(cy - 2, cy + 3)
+    # right next to the face the background follows the head (a 10 px shift) ...
+    near_src = luma(crop[rows, x_right:x_right + 3]).mean(0)
+    near_out = luma(out[rows, x_right + 10:x_right + 13]).mean(0)
+    assert np.abs(near_src - near_out).mean() < 12.0
+    # ... and half a face radius out it is still
+    far = slice(x_right + 10 + int(0.5 * radius), x_right + 22 + int(0.5 * radius))
+    assert np.abs(luma(out[rows, far]) - luma(crop[rows, far])).mean() < 1.0
 
 
 def open_mouth(pts: np.ndarray, amount: float) -> np.ndarray:
@@ -202,6 +207,26 @@ def test_opening_the_jaw_through_the_face_model(fitted, face, renderer, prepared
     mid = (target[13, :2] + target[14, :2]) / 2
     x, y = np.rint(mid).astype(int)
     assert luma(out[y - 1:y + 2, x - 3:x + 4]).mean() < 70
+
+
+def test_a_dropped_jaw_leaves_the_collar_still(fitted, face, renderer, prepared):
+    """Only a narrow band next to the face follows its contour: in real footage the neck and
+    collar stay where they are when the jaw drops."""
+    crop, expression, mesh = fitted
+    jaw = expression.copy()
+    jaw[EXPR_INDEX["jawOpen"]] = 1.0
+    target = mesh(jaw)
+    out = renderer.render(prepared, target[None])[0].astype(int)
+    outline = face_outline(face[1], renderer)
+    radius = float(np.linalg.norm(outline - outline.mean(0), axis=1).mean())
+    chin = face[1][kp.CHIN, :2]
+    drop = target[kp.CHIN, 1] - chin[1]
+    assert drop > 0.05 * radius  # the chin moves ...
+    x, y = np.rint(chin).astype(int)
+    near = slice(y + 2, y + int(0.1 * radius)), slice(x - 8, x + 9)
+    far = slice(y + int(0.5 * radius), y + int(0.7 * radius)), slice(x - 8, x + 9)
+    assert np.abs(out[near] - crop[near]).mean() > 2.0  # ... the skin under it with it ...
+    assert np.abs(out[far] - crop[far]).mean() < 1.0  # ... and half a face radius down, nothing
 
 
 def test_closing_the_mouth_again_restores_the_source(face, renderer, prepared):

@@ -87,6 +87,10 @@ def face_outline(pts: np.ndarray, renderer: WarpRenderer) -> np.ndarray:
     return pts[renderer._boundary, :2]
 
 
+def face_radius(outline: np.ndarray) -> float:
+    return float(np.linalg.norm(outline - outline.mean(0), axis=1).mean())
+
+
 def similarity(pts: np.ndarray, angle_deg: float, scale: float, shift) -> tuple[np.ndarray,
                                                                                 np.ndarray]:
     """Rotate/scale all points about the face centre and shift; returns (points, 2x3 matrix)."""
@@ -152,7 +156,7 @@ def test_background_motion_is_smooth_outside_the_face(face, renderer, prepared):
     target, _ = similarity(pts, 0.0, 1.0, (10.0, 0.0))
     out = renderer.render(prepared, target[None])[0]
     outline = face_outline(pts, renderer)
-    radius = float(np.linalg.norm(outline - outline.mean(0), axis=1).mean())
+    radius = face_radius(outline)
     cy = int(np.rint(outline[:, 1].mean()))
     x_right = int(np.ceil(outline[:, 0].max()))
     rows = slice(cy - 2, cy + 3)
@@ -218,7 +222,7 @@ def test_a_dropped_jaw_leaves_the_collar_still(fitted, face, renderer, prepared)
     target = mesh(jaw)
     out = renderer.render(prepared, target[None])[0].astype(int)
     outline = face_outline(face[1], renderer)
-    radius = float(np.linalg.norm(outline - outline.mean(0), axis=1).mean())
+    radius = face_radius(outline)
     chin = face[1][kp.CHIN, :2]
     drop = target[kp.CHIN, 1] - chin[1]
     assert drop > 0.05 * radius  # the chin moves ...

@@ -282,6 +282,24 @@ def test_a_blink_covers_the_eye_with_the_lid(fitted, face, renderer, prepared):
         assert (out[box].max(axis=2) > 8).all()
 
 
+def test_a_narrowing_eye_darkens_towards_its_own_darkest_tone(fitted, face, prepared):
+    """Lashes and the lid's shadow fill the slit of a lowering lid; the shading never goes
+    darker than the eye's own darkest tone, and a wide-open eye is not shaded."""
+    crop, expression, mesh = fitted
+    _, pts = face
+    half = expression.copy()
+    half[EXPR_INDEX["eyeBlinkLeft"]] = half[EXPR_INDEX["eyeBlinkRight"]] = 0.6
+    target = mesh(half)
+    plain = WarpRenderer(WarpSettings(lash_shade=0.0))
+    shaded = WarpRenderer().render(prepared, np.stack([target, pts]))
+    unshaded = plain.render(plain.prepare(*face), np.stack([target, pts]))
+    for e, (_eye, box) in enumerate(eye_boxes(target)):
+        a, b = luma(shaded[0])[box], luma(unshaded[0])[box]
+        assert a.mean() < b.mean() - 1.0
+        assert a.min() >= min(b.min(), float(prepared.lashes[e].mean())) - 1
+    assert np.array_equal(shaded[1], unshaded[1])
+
+
 def test_the_nearer_surface_wins_when_the_head_turns(face, renderer, prepared):
     crop, pts = face
     # a 3D turn about the vertical axis through the face centre

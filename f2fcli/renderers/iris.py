@@ -42,6 +42,21 @@ def opening_mask(shape: tuple[int, int], ring: np.ndarray, origin: np.ndarray,
     return cv2.GaussianBlur(out, (0, 0), soften) if soften > 0 else out
 
 
+def darkest_tone(image: np.ndarray, ring: np.ndarray, share: float = 0.2) -> np.ndarray:
+    """Mean RGB (3,) float32 of the darkest `share` of the pixels inside the lid polygon
+    `ring` (the lashes and the iris); mid-grey if the opening is empty."""
+    lo = np.maximum(np.floor(ring.min(0)).astype(int), 0)
+    hi = np.minimum(np.ceil(ring.max(0)).astype(int) + 1, image.shape[1::-1])
+    if np.any(hi - lo < 2):
+        return np.full(3, 128.0, np.float32)
+    mask = opening_mask((hi[1] - lo[1], hi[0] - lo[0]), ring, lo.astype(np.float64), 0.0)
+    pix = image[lo[1]:hi[1], lo[0]:hi[0]][mask > 0.5].astype(np.float32)
+    if len(pix) < 4:
+        return np.full(3, 128.0, np.float32)
+    luma = pix.mean(1)
+    return pix[luma <= np.quantile(luma, share)].mean(0)
+
+
 def find_iris(image: np.ndarray, ring: np.ndarray, width: float) -> tuple[np.ndarray, float]:
     """Centre and radius of the iris in the opening `ring` when no iris landmarks are known:
     the darkness-weighted centroid of the inner part of the opening."""

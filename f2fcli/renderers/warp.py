@@ -32,7 +32,9 @@ source pixel) that is piecewise affine over a *render mesh*:
   the eyeLook channels) moves the iris as a whole disc inside the driven
   lids (``iris.py``): the opening is drawn from a copy of the source with
   the irises painted out, and each iris patch is laid over it at its
-  warped position plus ``gaze_shift`` eye widths at full gaze.
+  warped position plus ``gaze_shift`` eye widths at full gaze.  As a lid
+  lowers, the slit darkens towards the eye's own darkest tone (lashes and
+  the lid's shadow fill it; a bright lower white would read as open).
 * **Mouth**: the strip between the inner-lip loops is split into an upper
   band that carries most of the source's own opening (upper teeth) with
   the upper lip, a lower band that carries the rest with the lower lip and,
@@ -94,6 +96,8 @@ class WarpSettings:
     eye_mode: str = "centre"  # how a narrowed eye shows the source eye, see EYE_MODES
     eye_centre: float = 0.5  # 'centre' mode: height of the kept band in the source opening
     eye_shut: float = 0.4  # 'centre' mode: below this share of its opening an eye closes like 'cover'
+    lash_shade: float = 0.75  # how dark a nearly shut eye's slit gets (lashes, lid shadow)
+    lash_open: float = 0.9  # share of its opening below which an eye starts to darken
     gaze_shift: float = 0.2  # iris travel at full eyeLook, in eye widths (0: off)
     gaze_vertical: float = 0.5  # vertical travel relative to horizontal
     mouth_fill: bool = True  # paint the cavity of a mouth opened wider than the source's
@@ -141,6 +145,7 @@ class PreparedSource:
     scale_px: float  # crop size / 512
     clean: np.ndarray | None = None  # the source with its irises painted out (for gaze)
     irises: list | None = None  # per eye an `iris.IrisPatch`
+    lashes: list | None = None  # per eye (3,) float: its darkest tone (lashes, iris)
     evaluator: FieldEvaluator | None = None
 
     def __repr__(self) -> str:
@@ -298,13 +303,14 @@ class WarpRenderer:
             else:
                 found.append(iris_fill.find_iris(image, ring, eye_w))
         clean, irises = iris_fill.prepare_irises(image, rings, found)
+        lashes = [iris_fill.darkest_tone(image, ring) for ring in rings]
         return PreparedSource(
             image=image, points=pts, src_xy=src_xy, face_tris=face_tris,
             interior_tris=np.concatenate(interior, 0), ring_tris=ring_tris,
             boundary=boundary, ring_weights=ring_w, ring_src=ring_src,
             orientation=orientation, eye_dups=eye_dups, mouth_mu=mu, mouth_ml=ml,
             colours=colours, teeth_share=teeth_share, scale_px=max(h, w) / 512.0,
-            clean=clean, irises=irises, evaluator=FieldEvaluator((h, w), scale))
+            clean=clean, irises=irises, lashes=lashes, evaluator=FieldEvaluator((h, w), scale))
 
     def _move_irises(self, p: PreparedSource, img: np.ndarray, tgt: np.ndarray,
                      gaze: np.ndarray, open_share: list, maps: tuple) -> None:
@@ -334,6 +340,29 @@ class WarpRenderer:
                                             * gaze[e, 1] * _up_normal(src_mesh, corners))
             iris_fill.place_iris(img, clean, p.irises[e], ring_t, affine,
                                  affine[:, :2] @ shift, 0.6 * p.scale_px)
+
+    def _shade_slits(self, img: np.ndarray, tgt: np.ndarray, open_share: list,
+                     lashes: list) -> None:
+        """Darken the opening of a lowering lid: in a narrowing eye the slit fills with the
+        lashes and the lid's shadow (a photo's bright lower white would read as an open eye)."""
+        s = self.settings
+        h, w = img.shape[:2]
+        for e in range(len(_EYES)):
+            closing = 1.0 - float(_smoothstep_array(np.mean(open_share[e]) / s.lash_open))
+            if closing <= 0.0:
+                continue
+            ring = _eye_ring(tgt, e)
+            lo = np.maximum(np.floor(ring.min(0)).astype(int) - 2, 0)
+            hi = np.minimum(np.ceil(ring.max(0)).astype(int) + 3, [w, h])
+            if np.any(hi - lo < 2):
+                continue
+            window = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+            mask = iris_fill.opening_mask((int(hi[1] - lo[1]), int(hi[0] - lo[0])), ring,
+                                          lo.astype(np.float64), 0.0)
+            roi = img[window].astype(np.float32)
+            # towards the eye's own darkest tone, never darker: the iris stays as it is
+            roi += (s.lash_shade * closing) * mask[..., None] * np.minimum(lashes[e] - roi, 0.0)
+            img[window] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
 
     # ------------------------------------------------------------------- render
 
@@ -456,6 +485,8 @@ class WarpRenderer:
                 and s.gaze_shift > 0 and p.irises:
             self._move_irises(p, img, tgt, gaze, open_share, (m1, m2))
 
+        if s.lash_shade > 0 and open_share and p.lashes:
+            self._shade_slits(img, tgt, open_share, p.lashes)
         if s.mouth_fill:
             m_open = s.mouth_min_opening * p.scale_px
             strength = float(np.clip((excess.max() - 0.5 * m_open) / max(m_open, 1e-6), 0, 1))

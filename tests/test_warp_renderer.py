@@ -361,6 +361,10 @@ def test_settings_are_checked():
         WarpSettings(eye_mode="wink")
     with pytest.raises(ValueError):
         WarpSettings(ring_fractions=(0.5, 0.2))
+    with pytest.raises(ValueError):
+        WarpSettings(lash_open=0.0)
+    with pytest.raises(ValueError):
+        WarpSettings(lash_shade=1.5)
 
 
 def test_gaze_slides_the_eye_interior(face, renderer, prepared):

@@ -88,8 +88,8 @@ class WarpSettings:
     background_scale: float = 0.25  # resolution of the (smooth) background field vs the crop
     face_margin: float = 6.0  # px beyond the driven face's box evaluated at full resolution
     # Background motion fades out over `falloff` face radii; `plateau` of that distance moves
-    # fully with the contour. Short: in real footage collar, neck, wall and the outline of a
-    # turning head stay put (a reach of 0.9 radii cost 1.8 dB in self-reenactment).
+    # fully with the contour. Narrow, because in real footage collar, neck, wall and the
+    # outline of a turning head stay put (a reach of 0.9 radii cost 1.8 dB in self-reenactment).
     falloff: float = 0.4
     plateau: float = 0.1
     ring_fractions: tuple[float, ...] = (0.15, 0.3, 0.5, 0.7, 0.85, 1.0)
@@ -121,6 +121,8 @@ class WarpSettings:
             raise ValueError("ring_fractions must be increasing and positive")
         if not 0.0 < self.background_scale <= 1.0:
             raise ValueError("background_scale must be in (0, 1]")
+        if not 0.0 <= self.lash_shade <= 1.0 or self.lash_open <= 0.0:
+            raise ValueError("lash_shade must be in [0, 1] and lash_open positive")
 
 
 @dataclass(repr=False)

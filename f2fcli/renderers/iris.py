@@ -42,13 +42,22 @@ def opening_mask(shape: tuple[int, int], ring: np.ndarray, origin: np.ndarray,
     return cv2.GaussianBlur(out, (0, 0), soften) if soften > 0 else out
 
 
+def _window(lo: np.ndarray, hi: np.ndarray, image: np.ndarray, least: int = 2
+            ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The whole-pixel box around the points `lo`..`hi` (x, y), clipped to `image`; None if
+    it is narrower than `least` pixels."""
+    a = np.maximum(np.floor(lo).astype(int), 0)
+    b = np.minimum(np.ceil(hi).astype(int) + 1, image.shape[1::-1])
+    return None if np.any(b - a < least) else (a, b)
+
+
 def darkest_tone(image: np.ndarray, ring: np.ndarray, share: float = 0.2) -> np.ndarray:
     """Mean RGB (3,) float32 of the darkest `share` of the pixels inside the lid polygon
     `ring` (the lashes and the iris); mid-grey if the opening is empty."""
-    lo = np.maximum(np.floor(ring.min(0)).astype(int), 0)
-    hi = np.minimum(np.ceil(ring.max(0)).astype(int) + 1, image.shape[1::-1])
-    if np.any(hi - lo < 2):
+    box = _window(ring.min(0), ring.max(0), image)
+    if box is None:
         return np.full(3, 128.0, np.float32)
+    lo, hi = box
     mask = opening_mask((hi[1] - lo[1], hi[0] - lo[0]), ring, lo.astype(np.float64), 0.0)
     pix = image[lo[1]:hi[1], lo[0]:hi[0]][mask > 0.5].astype(np.float32)
     if len(pix) < 4:
@@ -60,13 +69,11 @@ def darkest_tone(image: np.ndarray, ring: np.ndarray, share: float = 0.2) -> np.
 def find_iris(image: np.ndarray, ring: np.ndarray, width: float) -> tuple[np.ndarray, float]:
     """Centre and radius of the iris in the opening `ring` when no iris landmarks are known:
     the darkness-weighted centroid of the inner part of the opening."""
-    lo = np.floor(ring.min(0)).astype(int)
-    hi = np.ceil(ring.max(0)).astype(int) + 1
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, image.shape[1::-1])
     centre = ring.mean(0)
-    if np.any(hi - lo < 3):
+    box = _window(ring.min(0), ring.max(0), image, least=3)
+    if box is None:
         return centre, IRIS_RADIUS * width
+    lo, hi = box
     inner = centre + 0.7 * (ring - centre)  # away from the lashes
     mask = opening_mask((hi[1] - lo[1], hi[0] - lo[0]), inner, lo.astype(np.float64), 0.0)
     grey = cv2.cvtColor(image[lo[1]:hi[1], lo[0]:hi[0]], cv2.COLOR_RGB2GRAY).astype(np.float64)
@@ -115,18 +122,16 @@ def place_iris(out: np.ndarray, clean: Callable[[tuple[slice, slice]], np.ndarra
     """In place: inside the driven lid polygon `ring`, replace `out` by the iris-free source
     through the same warp (`clean(window)` gives it for a window of `out`) and lay the iris
     patch over it, moved by `affine` (2, 3; source -> output) and then by `shift` (output px)."""
-    h, w = out.shape[:2]
     size = patch.rgb.shape[0]
     half = size // 2
     centre = affine[:, :2] @ patch.centre + affine[:, 2] + shift
     lin = affine[:, :2]
     reach = half * max(float(np.abs(lin).sum(1).max()), 1.0) + 2.0
-    lo = np.floor(np.minimum(ring.min(0), centre - reach)).astype(int)
-    hi = np.ceil(np.maximum(ring.max(0), centre + reach)).astype(int) + 1
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, [w, h])
-    if np.any(hi - lo < 2):
+    box = _window(np.minimum(ring.min(0), centre - reach), np.maximum(ring.max(0), centre + reach),
+                  out)
+    if box is None:
         return
+    lo, hi = box
     window = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
     shape = (int(hi[1] - lo[1]), int(hi[0] - lo[0]))
     mask = opening_mask(shape, ring, lo.astype(np.float64), soften)[..., None]
@@ -142,3 +147,19 @@ def place_iris(out: np.ndarray, clean: Callable[[tuple[slice, slice]], np.ndarra
     base = roi + mask * (clean(window).astype(np.float32) - roi)
     base += (alpha * mask) * (rgb - base)
     out[window] = np.clip(base + 0.5, 0, 255).astype(np.uint8)
+
+
+def darken_opening(out: np.ndarray, ring: np.ndarray, tone: np.ndarray, strength: float
+                   ) -> None:
+    """In place: inside the lid polygon `ring`, blend `out` by `strength` towards `tone` (3,),
+    only where it is lighter: the iris and lashes stay as they are."""
+    box = _window(ring.min(0) - 2.0, ring.max(0) + 2.0, out)
+    if box is None or strength <= 0.0:
+        return
+    lo, hi = box
+    window = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+    mask = opening_mask((int(hi[1] - lo[1]), int(hi[0] - lo[0])), ring, lo.astype(np.float64),
+                        0.0)
+    roi = out[window].astype(np.float32)
+    roi += strength * mask[..., None] * np.minimum(tone - roi, 0.0)
+    out[window] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)

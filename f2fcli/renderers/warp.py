@@ -348,23 +348,11 @@ class WarpRenderer:
         """Darken the opening of a lowering lid: in a narrowing eye the slit fills with the
         lashes and the lid's shadow (a photo's bright lower white would read as an open eye)."""
         s = self.settings
-        h, w = img.shape[:2]
         for e in range(len(_EYES)):
             closing = 1.0 - float(_smoothstep_array(np.mean(open_share[e]) / s.lash_open))
-            if closing <= 0.0:
-                continue
-            ring = _eye_ring(tgt, e)
-            lo = np.maximum(np.floor(ring.min(0)).astype(int) - 2, 0)
-            hi = np.minimum(np.ceil(ring.max(0)).astype(int) + 3, [w, h])
-            if np.any(hi - lo < 2):
-                continue
-            window = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
-            mask = iris_fill.opening_mask((int(hi[1] - lo[1]), int(hi[0] - lo[0])), ring,
-                                          lo.astype(np.float64), 0.0)
-            roi = img[window].astype(np.float32)
-            # towards the eye's own darkest tone, never darker: the iris stays as it is
-            roi += (s.lash_shade * closing) * mask[..., None] * np.minimum(lashes[e] - roi, 0.0)
-            img[window] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
+            if closing > 0.0:
+                iris_fill.darken_opening(img, _eye_ring(tgt, e), lashes[e],
+                                         s.lash_shade * closing)
 
     # ------------------------------------------------------------------- render
 

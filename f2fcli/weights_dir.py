@@ -9,6 +9,11 @@ from importlib import resources
 from pathlib import Path
 
 MODEL_SUFFIXES = (".onnx", ".npz", ".safetensors")
+# Here, not beside the checkpoint code: choosing the warp renderer must not import torch.
+NO_WEIGHTS_MESSAGE = (
+    "no trained Face2Face^rho generator weights found: f2f ships none yet; convert the "
+    "official release with `f2f weights import-official RENDER.pth MOTION.pth -o "
+    "NAME.safetensors` and put the file in {dir} or pass its path")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -108,6 +110,19 @@ def test_second_run_hits_the_source_cache(media: dict[str, Path], tmp_path: Path
                  str(tmp_path / "c.mp4"), "--cache-dir", str(tmp_path / "cache"), "-v")
     assert result.returncode == 0, result.stderr
     assert "source cache hit" in result.stderr
+
+
+def test_warp_reenactment_does_not_import_torch(media: dict[str, Path], tmp_path: Path) -> None:
+    # importing torch costs about 1.4 s per run on a laptop CPU; only the neural path needs it
+    script = ("import sys\nfrom pathlib import Path\n"
+              "from f2fcli.pipeline.runner import ReenactOptions, reenact\n"
+              f"reenact(Path({str(media['source'])!r}), Path({str(media['drive'])!r}), "
+              f"Path({str(tmp_path / 'out.mp4')!r}), "
+              f"ReenactOptions(cache_dir=Path({str(tmp_path / 'cache')!r})))\n"
+              "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_track_file_as_driver_and_crop_output(media: dict[str, Path], tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from torch import nn
 from .. import __version__
 from ..errors import InputError
 from ..io.atomic import atomic_output
-from ..weights_dir import sha256_of, user_weights_dir
+from ..weights_dir import NO_WEIGHTS_MESSAGE, sha256_of, user_weights_dir
 from .generator import Generator, GeneratorConfig, parameter_count, prepare_for_inference
 from .motion import MotionNet
 from .rendering import RenderingNet
@@ -36,10 +36,6 @@ HEADER_KEY = "f2f"
 OFFICIAL_TRAINING_DATA = (
     "VoxCeleb, 512x512 crops (official Face2FaceRHO release by NetEase Games AI Lab; "
     "landmarks from their in-house 3DMM)")
-NO_WEIGHTS_MESSAGE = (
-    "no trained Face2Face^rho generator weights found: f2f ships none yet; convert the "
-    "official release with `f2f weights import-official RENDER.pth MOTION.pth -o "
-    "NAME.safetensors` and put the file in {dir} or pass its path")
 _MAX_LISTED = 6
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import F2FError, InputError
 from ..tracking.face_model import FaceModel, warp_pose
 from ..tracking.landmarks import FaceLandmarker, roi_from_landmarks
-from ..weights_dir import user_weights_dir
+from ..weights_dir import NO_WEIGHTS_MESSAGE, user_weights_dir
 from .crop import CropBox
 from .motion import face_mesh
 from .retarget import Observe
@@ -150,8 +150,6 @@ def find_generator_weights(explicit: Path | None) -> Path | None:
 
 def choose_renderer(name: str, weights: Path | None) -> tuple[str, Path | None]:
     """Resolve `auto`: neural when weights are available, else warp."""
-    from ..model.checkpoints import NO_WEIGHTS_MESSAGE
-
     if name not in RENDERERS:
         raise F2FError(f"unknown renderer {name!r}; choose from {', '.join(RENDERERS)}")
     found = find_generator_weights(weights)

@@ -199,6 +199,22 @@ def test_identity_is_shared_across_frames(model: FaceModel) -> None:
     assert fit_sequence(model, lm, e).identity.s.shape == (model.id_basis.shape[0],)
 
 
+def test_long_videos_fit_in_chunks_like_short_ones(model: FaceModel) -> None:
+    """The bounded-memory path (identity from a subset, frames in chunks) fits as well."""
+    s, e, hp = _subject_sequence(model, 11, t=60)
+    lm = _render(model, s, e, hp, noise_px=0.2, seed=12)
+    lm[[5, 33]] = np.nan
+    whole = fit_sequence(model, lm, e)
+    chunked = fit_sequence(model, lm, e, options=FitOptions(shared_frames=20, chunk_frames=16))
+    np.testing.assert_array_equal(chunked.valid, whole.valid)
+    ok = whole.valid
+    assert np.abs(chunked.identity.neutral(model) - whole.identity.neutral(model)).max() < 0.02
+    np.testing.assert_allclose(chunked.hp[ok, :3], whole.hp[ok, :3], atol=1e-3)  # radians
+    np.testing.assert_allclose(chunked.hp[ok, 3:], whole.hp[ok, 3:], atol=0.02)  # px
+    np.testing.assert_allclose(chunked.expression[ok], whole.expression[ok], atol=0.02)
+    np.testing.assert_allclose(chunked.keypoint_error[ok], whole.keypoint_error[ok], atol=2e-4)
+
+
 def test_missing_frames_are_flagged_not_fitted(model: FaceModel) -> None:
     s, e, hp = _subject_sequence(model, 10, t=12)
     lm = _render(model, s, e, hp)

@@ -101,3 +101,10 @@ def test_smooth_track_fills_and_flags_missing_frames() -> None:
     np.testing.assert_array_equal(np.flatnonzero(out.filled), [0, 10, 11, 12])
     assert _jitter(out.hp[:, 1]) < 0.5 * _jitter(np.nan_to_num(hp[:, 1], nan=0.2))
     assert np.abs(out.hp[:, 3:] - [200.0, 220.0, 15.0]).max() < 1e-9
+
+
+def test_long_inputs_are_filtered_in_blocks_with_the_same_result() -> None:
+    x = np.random.default_rng(3).normal(size=(100, 5))
+    for radius in (None, 1, 9):
+        whole = bilateral_filter(x, 2.0, 0.5, radius=radius)
+        np.testing.assert_array_equal(bilateral_filter(x, 2.0, 0.5, radius=radius, block=7), whole)

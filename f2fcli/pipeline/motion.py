@@ -100,19 +100,19 @@ def source_frame(track: Track, source_landmarks: np.ndarray,
     """The driver frame whose face is the source's (landmarks within `tolerance` of the
     face size after a similarity fit), if any: relative motion from it is then exact."""
     src = np.asarray(source_landmarks, np.float64)[:468, :2]
-    drv = np.asarray(track.landmarks, np.float64)[:, :468, :2]
-    ok = track.found & np.all(np.isfinite(drv), axis=(1, 2))
-    if not ok.any():
-        return None
     zs = src[:, 0] + 1j * src[:, 1]
-    zd = drv[ok, :, 0] + 1j * drv[ok, :, 1]
     zs = zs - zs.mean()
-    zd = zd - zd.mean(1, keepdims=True)
-    fit = similarity_2d(src, drv[ok])[:, None] * zs[None]
     size = np.sqrt(np.mean(np.abs(zs) ** 2))
-    error = np.sqrt(np.mean(np.abs(zd - fit) ** 2, 1)) / size
+    error = np.full(len(track), np.inf)
+    for lo in range(0, len(track), 512):  # blocks: no float64 copy of a long video's landmarks
+        drv = np.asarray(track.landmarks[lo:lo + 512, :468, :2], np.float64)
+        ok = np.flatnonzero(track.found[lo:lo + 512] & np.all(np.isfinite(drv), axis=(1, 2)))
+        zd = drv[ok, :, 0] + 1j * drv[ok, :, 1]
+        zd = zd - zd.mean(1, keepdims=True)
+        fit = similarity_2d(src, drv[ok])[:, None] * zs[None]
+        error[lo + ok] = np.sqrt(np.mean(np.abs(zd - fit) ** 2, 1)) / size
     best = int(np.argmin(error))
-    return int(np.flatnonzero(ok)[best]) if error[best] < tolerance else None
+    return best if error[best] < tolerance else None
 
 
 def drive(source: SourceFace, track: Track, model: FaceModel,
@@ -213,19 +213,19 @@ def residual_motion(model: FaceModel, track: Track, ref: int,
         out[part] = fit_residual(model, track.landmarks[part], track.pose[part],
                                  track.expression[part], track.identity,
                                  track.identity_detail)
-    flat = out.reshape(n, -1)
-    if not ok.all():
-        for lo in range(0, flat.shape[1], 64):  # column blocks keep the temporaries small
-            flat[:, lo:lo + 64] = fill_missing(flat[:, lo:lo + 64], ok)
-    if n > 1:
-        out = gaussian_filter1d(out, sigma_t, axis=0, mode="nearest")
-    # after smoothing: one frame's detector noise at the reference would shift every frame
-    out -= out[ref].copy()
-    # The detector's own scatter (`noise` cm, about a tenth of a percent of the face) is
-    # no expression: shrink every vertex's offset by it, so a still or rigidly moving face
-    # stays exactly as the rig moves it and only larger misses come through.
-    size = np.linalg.norm(out, axis=-1, keepdims=True)
-    out *= np.clip(1.0 - noise / np.maximum(size, 1e-9), 0.0, 1.0)
+    for lo in range(0, 468, 24):  # vertex blocks keep the temporaries small on long videos
+        block = out[:, lo:lo + 24]
+        if not ok.all():
+            block = fill_missing(block.reshape(n, -1), ok).reshape(block.shape)
+        if n > 1:
+            block = gaussian_filter1d(block, sigma_t, axis=0, mode="nearest")
+        # after smoothing: one frame's detector noise at the reference would shift every frame
+        block = block - block[ref]
+        # The detector's own scatter (`noise` cm, about a tenth of a percent of the face) is
+        # no expression: shrink every vertex's offset by it, so a still or rigidly moving face
+        # stays exactly as the rig moves it and only larger misses come through.
+        size = np.linalg.norm(block, axis=-1, keepdims=True)
+        out[:, lo:lo + 24] = block * np.clip(1.0 - noise / np.maximum(size, 1e-9), 0.0, 1.0)
     if vertices is not None:
         out[:, ~np.asarray(vertices, bool)] = 0.0
     return out

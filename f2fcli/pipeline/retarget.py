@@ -147,8 +147,9 @@ def driver_scores(track: Track, blendshapes: BlendshapeModel,
     """The driver's 51 ARKit scores per frame, missing frames filled, lightly smoothed."""
     ok = track.found & np.all(np.isfinite(track.landmarks), axis=(1, 2))
     scores = np.zeros((len(track), 51))
-    if ok.any():
-        scores[ok] = blendshapes(track.landmarks[ok, :, :2])[:, 1:]
+    frames = np.flatnonzero(ok)
+    for b in _blocks(len(frames), 1024):  # blocks: no copy of a long video's landmarks
+        scores[frames[b]] = blendshapes(track.landmarks[frames[b], :, :2])[:, 1:]
     scores = fill_missing(scores, ok)
     return np.clip(bilateral_filter(scores, options.smooth_sigma_t, options.smooth_sigma_r),
                    0.0, 1.0)
@@ -284,20 +285,17 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     n = len(pose)
     key = np.unique(np.r_[np.arange(0, n, max(options.keyframe_stride, 1)), n - 1])
     x0 = np.concatenate([expression, gaze.reshape(n, -1)], 1)[key]
-    key_offset = None if offset is None else offset[key]
-    e, g, before, after = solver.solve(pose[key], target[key], x0[:, :51], x0[:, 51:], jac,
-                                       weights, move_gaze, offset=key_offset)
+    solve = _BlockSolver(solver, pose, offset, key, jac, weights, move_gaze)
+    e, g, before, after = solve(target[key], x0[:, :51], x0[:, 51:])
     if observe is not None:
-        correction = _observed_offset(solver, observe, pose[key], e, g, key_offset)
+        correction = _observed_offset(solver, observe, pose, e, g, offset, key)
         if correction is not None:
             # Correct only what the driver asks to change: at the source's own expression the
             # rendered face is the photo, and a read-back there is the detector's noise.
             change = np.abs(target[key] - b_src)
             correction = correction * np.clip(change / options.feedback_change, 0.0, 1.0)
             # a correction of a solved state: fewer steps
-            e, g, _, after = solver.solve(pose[key], target[key] - correction, e, g, jac,
-                                          weights, move_gaze, options.iterations // 2,
-                                          key_offset)
+            e, g, _, after = solve(target[key] - correction, e, g, options.iterations // 2)
     t = np.arange(n)
     x = np.stack([np.interp(t, key, c) for c in np.concatenate([e, g], 1).T], 1)
     # Frames are solved independently and may settle on slightly different mixes of
@@ -310,23 +308,65 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
                       before, after)
 
 
+@dataclass
+class _BlockSolver:
+    """`Retargeter.solve` on the keyframes `key` of a video, a block of them at a time: the
+    solver's per-frame Jacobians and landmarks would otherwise grow with the video."""
+
+    solver: Retargeter
+    pose: np.ndarray  # (N, 6), every frame
+    offset: np.ndarray | None  # (N, 468, 3), every frame
+    key: np.ndarray
+    jac: np.ndarray
+    weights: np.ndarray
+    move_gaze: bool
+    block: int = 256
+
+    def __call__(self, target: np.ndarray, e: np.ndarray, gaze: np.ndarray,
+                 iterations: int | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """Per keyframe rig coefficients and gaze, and the mean score error before/after."""
+        parts = []
+        for b in _blocks(len(self.key), self.block):
+            at = self.key[b]
+            parts.append(self.solver.solve(
+                self.pose[at], target[b], e[b], gaze[b], self.jac, self.weights,
+                self.move_gaze, iterations, None if self.offset is None else self.offset[at]))
+        sizes = np.array([len(p[0]) for p in parts], np.float64)
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                float(np.average([p[2] for p in parts], weights=sizes)),
+                float(np.average([p[3] for p in parts], weights=sizes)))
+
+
+def _blocks(n: int, size: int):
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
 def _observed_offset(solver: Retargeter, observe: Observe, pose: np.ndarray, e: np.ndarray,
-                     g: np.ndarray, offset: np.ndarray | None) -> np.ndarray | None:
+                     g: np.ndarray, offset: np.ndarray | None, key: np.ndarray,
+                     block: int = 256) -> np.ndarray | None:
     """What the network reads on rendered frames minus what the landmarks predicted, per
-    frame (interpolated over frames it could not read, smoothed); None if it read none."""
-    n = len(pose)
+    keyframe (`e`, `g` are the keyframes' solution; `pose`, `offset` every frame's),
+    interpolated over keyframes it could not read, smoothed; None if it read none."""
+    n = len(key)
     step = max(solver.options.observe_stride, 1)
     idx = np.unique(np.r_[np.arange(0, n, step), n - 1])
-    points = np.full((n, 478, 2), np.nan)
-    points[idx] = observe(pose[idx], e[idx], g[idx].reshape(-1, 2, 2),
-                          None if offset is None else offset[idx])
-    seen = np.all(np.isfinite(points), axis=(1, 2))
-    if not seen.any():
+    seen, gap = [], []
+    for b in _blocks(len(idx), block):
+        i = idx[b]
+        at = key[i]
+        off = None if offset is None else offset[at]
+        points = observe(pose[at], e[i], g[i].reshape(-1, 2, 2), off)
+        ok = np.all(np.isfinite(points), axis=(1, 2))
+        if ok.any():
+            read = solver.bs(points[ok])[:, 1:]
+            predicted = solver.scores(e[i][ok], g[i][ok], pose[at][ok],
+                                      None if off is None else off[ok])
+            seen.append(i[ok])
+            gap.append(read - predicted)
+    if not seen:
         return None
-    read = solver.bs(points[seen])[:, 1:]
-    predicted = solver.scores(e[seen], g[seen], pose[seen],
-                              None if offset is None else offset[seen])
+    at, gap = np.concatenate(seen), np.concatenate(gap)
     t = np.arange(n)
-    at = np.flatnonzero(seen)
-    offset = np.stack([np.interp(t, at, (read - predicted)[:, c]) for c in range(51)], 1)
+    offset = np.stack([np.interp(t, at, gap[:, c]) for c in range(51)], 1)
     return bilateral_filter(offset, 1.0, np.inf)

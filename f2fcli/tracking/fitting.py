@@ -77,6 +77,8 @@ class FitOptions:
     refine_rig: bool = False
     rig_ridge: float = 1.0  # in units of summed squared (centred) scores
     rig_min_frames: int = 50
+    shared_frames: int = 600  # at most this many frames fit the identity (and rig)
+    chunk_frames: int = 256  # frames fitted at a time: bounds the memory on long videos
 
 
 @dataclass(frozen=True)
@@ -286,30 +288,94 @@ def fit_sequence(model: FaceModel, landmarks: np.ndarray, scores: np.ndarray,
     ``landmarks`` (T, >=468, 3) px, ``scores`` (T, 52 or 51), ``valid`` (T,)
     optional (frames without a face, or with non-finite landmarks, are
     excluded and get NaN pose/expression).
+
+    Memory does not grow with T beyond the per-frame results: the shared parts (identity,
+    refined rig) come from at most ``options.shared_frames`` evenly spaced frames, and the
+    frames are fitted ``options.chunk_frames`` at a time.
     """
-    lm = np.asarray(landmarks, np.float64)
-    if lm.ndim != 3 or lm.shape[1] < len(model.mean) or lm.shape[2] != 3:
-        raise ValueError(f"landmarks must be (T, >={len(model.mean)}, 3), got {lm.shape}")
+    landmarks = np.asarray(landmarks)
     nv = len(model.mean)
-    lm = lm[:, :nv]
+    if landmarks.ndim != 3 or landmarks.shape[1] < nv or landmarks.shape[2] != 3:
+        raise ValueError(f"landmarks must be (T, >={nv}, 3), got {landmarks.shape}")
     w_scores = _split_scores(scores)
-    if len(w_scores) != len(lm):
+    if len(w_scores) != len(landmarks):
         raise ValueError("landmarks and scores differ in frame count")
-    ok = np.all(np.isfinite(lm), axis=(1, 2)) & np.all(np.isfinite(w_scores), axis=1)
+    ok = np.zeros(len(landmarks), bool)
+    for part in _frame_chunks(len(landmarks), options.chunk_frames):
+        ok[part] = np.all(np.isfinite(landmarks[part, :nv]), axis=(1, 2))
+    ok &= np.all(np.isfinite(w_scores), axis=1)
     if valid is not None:
         ok &= np.asarray(valid, bool)
     if not ok.any():
         raise ValueError("no frame with a face to fit")
-    q = landmarks_to_camera(lm[ok])
-    w_sc = w_scores[ok]
-    tn = len(q)
-    pw = model.pose_weights
-    fit_w = (1.0 - options.uniform_pose_share) * pw / pw.sum() \
-        + options.uniform_pose_share / nv
+    frames = np.flatnonzero(ok)
+    shared_at = frames
+    if len(frames) > options.shared_frames:
+        shared_at = frames[np.round(np.linspace(0, len(frames) - 1,
+                                                options.shared_frames)).astype(int)]
+    shared = _fit_shared(model, landmarks_to_camera(landmarks[shared_at, :nv]),
+                         w_scores[shared_at], options)
+    fitted = model.with_expression_basis(shared.basis) if shared.refined else model
 
+    big_t = len(landmarks)
+    hp = np.full((big_t, 6), np.nan)
+    e_all = np.full((big_t, N_EXPRESSION), np.nan)
+    res_all = np.full(big_t, np.nan)
+    kp_err = np.full(big_t, np.nan)
+    size = np.full(big_t, np.nan)
+    for part in _frame_chunks(len(frames), options.chunk_frames):
+        at = frames[part]
+        q = landmarks_to_camera(landmarks[at, :nv])
+        if len(shared_at) == len(frames):
+            rot, scale, t, e = (a[part] for a in shared.frames)
+        else:
+            rot, scale, t, e = _fit_frames(model, q, w_scores[at], shared, options)
+        z = _canonicalise(q, rot, scale, t)
+        shape = shared.neutral + np.einsum("tk,knc->tnc", e, shared.basis)
+        res_all[at] = np.sqrt(np.mean(np.sum((z - shape) ** 2, -1), -1))
+        hp[at] = _pose_from_similarity(rot, scale, t, model.pivot)
+        e_all[at] = e
+        # Unclamped: this measures the fit itself, not the rendering guard.
+        model_kp = fitted.keypoints72(shared.identity.s, e, hp[at], shared.identity.detail,
+                                      clamp_contacts=False)
+        kp_err[at], size[at] = keypoint_error(model_kp, landmarks[at][:, list(kp.K72), :2])
+    return SequenceFit(hp=hp, expression=e_all, scores=w_scores, identity=shared.identity,
+                       model=fitted, valid=ok, residual_cm=res_all,
+                       keypoint_error=kp_err, face_size=size)
+
+
+@dataclass
+class _SharedFit:
+    """What all frames share, and the fitted frames' (rot, scale, t, e)."""
+
+    identity: Identity
+    neutral: np.ndarray  # (N, 3)
+    basis: np.ndarray  # (51, N, 3)
+    refined: bool
+    frames: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _frame_chunks(n: int, size: int):
+    for start in range(0, n, max(size, 1)):
+        yield slice(start, min(n, start + size))
+
+
+def _pose_weights(model: FaceModel, options: FitOptions) -> np.ndarray:
+    """Passes 2+: the rigid weights plus a uniform share over all vertices."""
+    pw = model.pose_weights
+    return (1.0 - options.uniform_pose_share) * pw / pw.sum() \
+        + options.uniform_pose_share / len(pw)
+
+
+def _fit_shared(model: FaceModel, q: np.ndarray, w_sc: np.ndarray, options: FitOptions
+                ) -> _SharedFit:
+    """Steps 2-3 of the module doc on frames ``q`` (T, N, 3) (camera frame)."""
+    nv = len(model.mean)
+    pw = model.pose_weights
+    fit_w = _pose_weights(model, options)
     rot, scale, t = robust_procrustes(model.mean, q, pw, options.irls_steps, options.huber)
     neutral = model.mean
-    refine = options.refine_rig and tn >= options.rig_min_frames
+    refine = options.refine_rig and len(q) >= options.rig_min_frames
     ub = model.id_basis.reshape(len(model.id_basis), -1)
     # Ridge projection onto the identity basis: unit prior vs noise^2.
     id_proj = np.linalg.solve(ub @ ub.T + options.identity_noise ** 2 * np.eye(len(ub)), ub)
@@ -339,28 +405,22 @@ def fit_sequence(model: FaceModel, landmarks: np.ndarray, scores: np.ndarray,
         e = _bounded_expression(basis, z - neutral, w_sc, options.expression_ridge)
         shape = neutral + np.einsum("tk,knc->tnc", e, basis)
         rot, scale, t = robust_procrustes(shape, q, fit_w, options.irls_steps, options.huber)
+    return _SharedFit(Identity(s=s, detail=detail), neutral, basis, refine, (rot, scale, t, e))
 
-    fitted = model.with_expression_basis(basis) if refine else model
-    z = _canonicalise(q, rot, scale, t)
-    shape = neutral + np.einsum("tk,knc->tnc", e, basis)
-    res = np.sqrt(np.mean(np.sum((z - shape) ** 2, -1), -1))
 
-    big_t = len(lm)
-    hp = np.full((big_t, 6), np.nan)
-    hp[ok] = _pose_from_similarity(rot, scale, t, model.pivot)
-    e_all = np.full((big_t, N_EXPRESSION), np.nan)
-    e_all[ok] = e
-    res_all = np.full(big_t, np.nan)
-    res_all[ok] = res
-    ident = Identity(s=s, detail=detail)
-    kp_err = np.full(big_t, np.nan)
-    size = np.full(big_t, np.nan)
-    # Unclamped: this measures the fit itself, not the rendering guard.
-    model_kp = fitted.keypoints72(s, e, hp[ok], detail, clamp_contacts=False)
-    kp_err[ok], size[ok] = keypoint_error(model_kp, lm[ok][:, list(kp.K72), :2])
-    return SequenceFit(hp=hp, expression=e_all, scores=w_scores, identity=ident,
-                       model=fitted, valid=ok, residual_cm=res_all,
-                       keypoint_error=kp_err, face_size=size)
+def _fit_frames(model: FaceModel, q: np.ndarray, w_sc: np.ndarray, shared: _SharedFit,
+                options: FitOptions) -> tuple[np.ndarray, ...]:
+    """Steps 2, 3a, 3d and 3e for frames ``q`` with the identity and rig held fixed."""
+    fit_w = _pose_weights(model, options)
+    rot, scale, t = robust_procrustes(model.mean, q, model.pose_weights, options.irls_steps,
+                                      options.huber)
+    for _ in range(options.iterations):
+        z = _canonicalise(q, rot, scale, t)
+        e = _bounded_expression(shared.basis, z - shared.neutral, w_sc,
+                                options.expression_ridge)
+        shape = shared.neutral + np.einsum("tk,knc->tnc", e, shared.basis)
+        rot, scale, t = robust_procrustes(shape, q, fit_w, options.irls_steps, options.huber)
+    return rot, scale, t, e
 
 
 def fit_image(model: FaceModel, landmarks: np.ndarray, scores: np.ndarray,

@@ -117,7 +117,7 @@ def _temporal_kernel(sigma_t: float, radius: int) -> np.ndarray:
 
 
 def bilateral_filter(x: np.ndarray, sigma_t: float, sigma_r: float | np.ndarray,
-                     radius: int | None = None) -> np.ndarray:
+                     radius: int | None = None, block: int = 1024) -> np.ndarray:
     """Per-channel temporal bilateral filter of ``x`` (T, C) (no NaNs).
 
     ``sigma_r`` is a scalar or one value per channel (same units as ``x``).
@@ -129,10 +129,23 @@ def bilateral_filter(x: np.ndarray, sigma_t: float, sigma_r: float | np.ndarray,
     if r <= 0 or len(x) < 2:
         return x.copy()
     sr = np.broadcast_to(np.asarray(sigma_r, np.float64), (x.shape[1],))
-    pad = np.pad(x, ((r, r), (0, 0)), constant_values=np.nan)
+    if len(x) <= block:
+        return _bilateral_block(x, 0, len(x), sigma_t, sr, r)
+    # blocks of frames with their neighbours: the windows would be (T, C, 2r+1)
+    return np.concatenate([_bilateral_block(x, lo, min(lo + block, len(x)), sigma_t, sr, r)
+                           for lo in range(0, len(x), block)])
+
+
+def _bilateral_block(x: np.ndarray, lo: int, hi: int, sigma_t: float, sr: np.ndarray,
+                     r: int) -> np.ndarray:
+    """`bilateral_filter` of frames lo..hi of `x`; frames outside `x` do not count."""
+    x_in = x[lo:hi]
+    pad = np.concatenate([np.full((max(r - lo, 0), x.shape[1]), np.nan),
+                          x[max(lo - r, 0):min(hi + r, len(x))],
+                          np.full((max(hi + r - len(x), 0), x.shape[1]), np.nan)])
     win = sliding_window_view(pad, 2 * r + 1, axis=0)  # (T, C, 2r+1)
     inside = np.isfinite(win)
-    diff = np.where(inside, win - x[:, :, None], 0.0)
+    diff = np.where(inside, win - x_in[:, :, None], 0.0)
     w = _temporal_kernel(sigma_t, r)[None, None, :] \
         * np.exp(-0.5 * (diff / np.maximum(sr, 1e-12)[None, :, None]) ** 2)
     w = np.where(inside, w, 0.0)

@@ -87,13 +87,16 @@ def observe_video(reader: VideoReader, tracker: VideoFaceTracker, stats: TrackSt
     for chunk in reader.chunks(32):
         t_decode += time.perf_counter() - start
         t0 = time.perf_counter()
+        chunk_landmarks = []
         for image in chunk.images:
             obs = tracker(image)
-            landmarks.append(obs.landmarks if obs.found else
-                             np.full((NUM_LANDMARKS, 3), np.nan, np.float32))
+            chunk_landmarks.append(obs.landmarks if obs.found else
+                                   np.full((NUM_LANDMARKS, 3), np.nan, np.float32))
             scores.append(obs.blendshapes if obs.found else np.full(52, np.nan, np.float32))
             confidence.append(obs.confidence)
             box.append(obs.box)
+        # one array per chunk, not per frame: a long video's landmarks are stacked only once
+        landmarks.append(np.stack(chunk_landmarks).astype(np.float32, copy=False))
         pts.append(chunk.pts)
         t_models += time.perf_counter() - t0
         on_frames(len(chunk))
@@ -101,7 +104,7 @@ def observe_video(reader: VideoReader, tracker: VideoFaceTracker, stats: TrackSt
     stats.seconds.update(decode=t_decode, face_models=t_models)
     if not landmarks:
         raise InputError(f"{reader.path}: no decodable video frames")
-    return {"pts": np.concatenate(pts), "landmarks": np.stack(landmarks).astype(np.float32),
+    return {"pts": np.concatenate(pts), "landmarks": np.concatenate(landmarks),
             "scores": np.stack(scores).astype(np.float32),
             "confidence": np.asarray(confidence, np.float32), "box": np.stack(box)}
 

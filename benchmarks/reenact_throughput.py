@@ -1,6 +1,8 @@
 """End-to-end `f2f reenact` frames per second (decode, tracking, render, paste-back, encode).
 
 Run:  python benchmarks/reenact_throughput.py [--frames 150] [--neural]
+Each line also gives the process's peak resident memory so far: run with a larger --frames
+(e.g. 1800, one minute at 30 fps) to see how memory grows with the video's length.
 The driving clip is skimage's astronaut moved by a similarity transform, 512x512 (needs
 scikit-image); the source is examples/source.jpg. `--neural` also times the neural renderer at
 256 with randomly initialised weights (timing only: random weights make no face).
@@ -9,6 +11,7 @@ scikit-image); the source is examples/source.jpg. `--neural` also times the neur
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -56,7 +59,13 @@ def run(label: str, drive: Path, out: Path, options: ReenactOptions) -> None:
     result = reenact(SOURCE, drive, out, options)
     wall = time.perf_counter() - start
     steps = ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items())
-    print(f"{label:<28} {result.frames / wall:6.1f} frames/s end to end ({wall:.1f} s; {steps})")
+    print(f"{label:<28} {result.frames / wall:6.1f} frames/s end to end ({wall:.1f} s; {steps}); "
+          f"peak RSS {peak_rss_mb():.0f} MB")
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes there, KiB here
 
 
 def main() -> None:

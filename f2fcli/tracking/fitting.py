@@ -33,6 +33,11 @@ Algorithm (``fit_sequence``; closed form, batched over frames):
 4. Report the RMS 3D residual and the 72-keypoint image error as a fraction
    of face size (sqrt of the area of the observed keypoints' bounding box).
 
+On videos longer than ``shared_frames`` the shared parts (identity, refined
+rig) come from that many evenly spaced frames, and then steps 2, 3a, 3d and
+3e run on every frame with them held fixed, ``chunk_frames`` at a time, so
+the working memory does not grow with the video.
+
 Transfer (``transfer_motion``): expression absolute, relative
 (``e_s + e_d - e_ref``, clipped) or hybrid per channel; pose relative
 (``R_d R_ref^-1 R_s``, translation and scale changes relative to the

@@ -33,7 +33,7 @@ from ..tracking.face_model import EXPR_INDEX, FaceModel, transform_points
 from ..tracking.fitting import similarity_2d, transfer_expression
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import bilateral_filter, fill_missing
-from ..tracking.track import Track
+from ..tracking.track import Track, frame_blocks
 
 # Per eye (image-left first, as the warp renderer orders them): lid ring, iris landmarks,
 # and the corners that define the eye's axis.
@@ -148,7 +148,7 @@ def driver_scores(track: Track, blendshapes: BlendshapeModel,
     ok = track.found & np.all(np.isfinite(track.landmarks), axis=(1, 2))
     scores = np.zeros((len(track), 51))
     frames = np.flatnonzero(ok)
-    for b in _blocks(len(frames), 1024):  # blocks: no copy of a long video's landmarks
+    for b in frame_blocks(len(frames), 1024):  # blocks: no copy of a long video's landmarks
         scores[frames[b]] = blendshapes(track.landmarks[frames[b], :, :2])[:, 1:]
     scores = fill_missing(scores, ok)
     return np.clip(bilateral_filter(scores, options.smooth_sigma_t, options.smooth_sigma_r),
@@ -326,7 +326,7 @@ class _BlockSolver:
                  iterations: int | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
         """Per keyframe rig coefficients and gaze, and the mean score error before/after."""
         parts = []
-        for b in _blocks(len(self.key), self.block):
+        for b in frame_blocks(len(self.key), self.block):
             at = self.key[b]
             parts.append(self.solver.solve(
                 self.pose[at], target[b], e[b], gaze[b], self.jac, self.weights,
@@ -335,11 +335,6 @@ class _BlockSolver:
         return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                 float(np.average([p[2] for p in parts], weights=sizes)),
                 float(np.average([p[3] for p in parts], weights=sizes)))
-
-
-def _blocks(n: int, size: int):
-    for start in range(0, n, size):
-        yield slice(start, min(n, start + size))
 
 
 def _observed_offset(solver: Retargeter, observe: Observe, pose: np.ndarray, e: np.ndarray,
@@ -352,7 +347,7 @@ def _observed_offset(solver: Retargeter, observe: Observe, pose: np.ndarray, e: 
     step = max(solver.options.observe_stride, 1)
     idx = np.unique(np.r_[np.arange(0, n, step), n - 1])
     seen, gap = [], []
-    for b in _blocks(len(idx), block):
+    for b in frame_blocks(len(idx), block):
         i = idx[b]
         at = key[i]
         off = None if offset is None else offset[at]

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -25,7 +25,7 @@ from ..io.video import VideoReader
 from ..io.writer import EncoderSettings, VideoWriter, write_video
 from ..tracking.face_model import FaceModel
 from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
-from ..tracking.track import Track, load_track
+from ..tracking.track import Track, frame_blocks, load_track
 from ..tracking.video_track import TrackOptions, track_video
 from .motion import MotionOptions, drive
 from .paste import PasteBack
@@ -177,11 +177,6 @@ def _audio_source(option: str, driving: Path, driving_is_video: bool) -> Path | 
     return path
 
 
-def _chunks(n: int, size: int) -> Iterator[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(n, start + size))
-
-
 class Resources:
     """Things worth keeping between jobs of one process: the face model and renderers."""
 
@@ -306,7 +301,7 @@ def reenact(source_path: Path, driving: Path, output: Path,
     with write_video(output, track.fps, options.encoder, track.time_base, audio,
                      options.overwrite) as writer, _BackgroundEncoder(writer) as encoder:
         with log.progress("rendering", len(track)) as bar:
-            for part in _chunks(len(track), options.batch_size):
+            for part in frame_blocks(len(track), options.batch_size):
                 t0 = time.perf_counter()
                 target = crop_motion(model, source, box, motion.pose[part],
                                      motion.expression[part], motion.gaze[part],

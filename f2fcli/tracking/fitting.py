@@ -54,6 +54,7 @@ import numpy as np
 from . import keypoints as kp
 from .face_model import (CONTACT_CHANNELS, EXPR_INDEX, GAZE_CHANNELS, N_EXPRESSION, FaceModel,
                          matrix_to_rotvec, rotvec_to_matrix)
+from .track import frame_blocks
 
 __all__ = [
     "FitOptions", "Identity", "SequenceFit", "TransferResult",
@@ -306,7 +307,7 @@ def fit_sequence(model: FaceModel, landmarks: np.ndarray, scores: np.ndarray,
     if len(w_scores) != len(landmarks):
         raise ValueError("landmarks and scores differ in frame count")
     ok = np.zeros(len(landmarks), bool)
-    for part in _frame_chunks(len(landmarks), options.chunk_frames):
+    for part in frame_blocks(len(landmarks), options.chunk_frames):
         ok[part] = np.all(np.isfinite(landmarks[part, :nv]), axis=(1, 2))
     ok &= np.all(np.isfinite(w_scores), axis=1)
     if valid is not None:
@@ -328,7 +329,7 @@ def fit_sequence(model: FaceModel, landmarks: np.ndarray, scores: np.ndarray,
     res_all = np.full(big_t, np.nan)
     kp_err = np.full(big_t, np.nan)
     size = np.full(big_t, np.nan)
-    for part in _frame_chunks(len(frames), options.chunk_frames):
+    for part in frame_blocks(len(frames), options.chunk_frames):
         at = frames[part]
         q = landmarks_to_camera(landmarks[at, :nv])
         if len(shared_at) == len(frames):
@@ -358,11 +359,6 @@ class _SharedFit:
     basis: np.ndarray  # (51, N, 3)
     refined: bool
     frames: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-def _frame_chunks(n: int, size: int):
-    for start in range(0, n, max(size, 1)):
-        yield slice(start, min(n, start + size))
 
 
 def _pose_weights(model: FaceModel, options: FitOptions) -> np.ndarray:

@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -148,3 +148,10 @@ def _validate(path: Path, arrays: dict[str, np.ndarray]) -> None:
     for name in ("pose", "expression", "keypoints"):
         if not np.isfinite(arrays[name]).all():
             raise InputError(f"{path}: track array {name} holds non-finite values")
+
+
+def frame_blocks(n: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of at most `size` of n frames: loops whose memory must not grow with
+    the video's length."""
+    for start in range(0, n, max(size, 1)):
+        yield slice(start, min(n, start + size))

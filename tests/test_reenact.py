@@ -249,3 +249,30 @@ def test_retargeting_transfers_expressions_more_faithfully(media: dict[str, Path
                 _options(tmp_path, motion=MotionOptions(retarget=retarget)))
         error[retarget] = np.abs(changes(out) - wanted).mean() / np.abs(wanted).mean()
     assert error[True] < error[False] - 0.05, error
+
+
+def test_read_back_renders_every_stride_th_keyframe(media: dict[str, Path]) -> None:
+    """A renderer's `readback_stride` bounds how many frames retargeting renders to read back."""
+    from f2fcli.pipeline.motion import MotionOptions, drive
+    from f2fcli.pipeline.source import load_source
+    from f2fcli.tracking.face_model import FaceModel
+    from f2fcli.tracking.landmarks import BlendshapeModel
+    from f2fcli.tracking.video_track import track_video
+
+    model = FaceModel.canonical()
+    source = load_source(media["source"], SourceOptions(), model, None)[0]
+    track = track_video(media["drive"])[0]
+    rendered = {}
+    for stride in (1, 4):
+        asked: list[int] = []
+
+        def observe(pose: np.ndarray, *_: object) -> np.ndarray:
+            asked.append(len(pose))
+            return np.full((len(pose), 478, 2), np.nan)  # as if no face were found
+
+        drive(source, track, model, MotionOptions(), BlendshapeModel(threads=1), None, observe,
+              stride)
+        rendered[stride] = sum(asked)
+    # 20 frames: keyframes 0, 2, ..., 18 and the last frame (11); every 4th of them and the
+    # last: 0, 8, 16, 19
+    assert FRAMES == 20 and rendered == {1: 11, 4: 4}

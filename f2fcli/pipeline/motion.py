@@ -13,7 +13,7 @@ from ..tracking.fitting import (choose_reference_frame, fit_residual, similarity
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import fill_missing
 from ..tracking.track import Track
-from .retarget import Observe, retarget
+from .retarget import Observe, RetargetOptions, retarget
 from .source import SourceFace
 
 EXPRESSION_MODES = ("hybrid", "relative", "absolute")
@@ -119,12 +119,13 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
           options: MotionOptions = MotionOptions(),
           blendshapes: BlendshapeModel | None = None,
           iris_response: np.ndarray | None = None,
-          observe: Observe | None = None) -> DrivenMotion:
+          observe: Observe | None = None, observe_stride: int = 1) -> DrivenMotion:
     """Transfer the driver's pose and expression onto the source face.
 
     With `options.retarget`, `blendshapes` (the tracker's network) is required;
     `iris_response` is the renderer's measured iris motion (`renderer.iris_response`) and
-    `observe` reads rendered frames back (`renderer.observer`) to correct the solve.
+    `observe` reads rendered frames back (`renderer.observer`) to correct the solve, every
+    `observe_stride`-th keyframe.
     """
     ref = reference_frame(track, options.ref_frame, source.landmarks)
     n = len(track)
@@ -156,7 +157,8 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
                           options.expression_mode, options.expression_scale, moving,
                           moving.astype(np.float64), blendshapes,
                           move_gaze=bool(moving[_EYES].any()), iris_response=iris_response,
-                          observe=observe, offset=offset)
+                          observe=observe, offset=offset,
+                          options=RetargetOptions(observe_stride=observe_stride))
         expression, gaze = solved.expression, solved.gaze
     return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), gaze, ref,
                         offset)

@@ -56,6 +56,9 @@ def crop_motion(model: FaceModel, source: SourceFace, box: CropBox, pose: np.nda
 
 class FaceRenderer(Protocol):
     name: str
+    # Retargeting reads back every this many keyframes (`retarget.RetargetOptions`): a
+    # renderer whose frames cost as much there as in the output reads back fewer.
+    readback_stride: int
 
     def prepare(self, crop: np.ndarray, source: CropMotion) -> object:
         """Everything that depends on the source only (cached per run)."""
@@ -68,6 +71,7 @@ class WarpFaceRenderer:
     """Training-free: warps the source crop along the face mesh."""
 
     name = "warp"
+    readback_stride = 1  # read back at a small size (`runner._probe_view`): cheap
 
     def __init__(self) -> None:
         from ..renderers.warp import WarpRenderer

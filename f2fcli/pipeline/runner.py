@@ -291,7 +291,7 @@ def reenact(source_path: Path, driving: Path, output: Path,
         iris = iris_response(observe, source)
     try:
         motion = drive(source, track, model, options.motion, resources.blendshapes, iris,
-                       observe)
+                       observe, renderer.readback_stride)
     except ValueError as exc:
         raise F2FError(str(exc)) from exc
     seconds["motion"] = time.perf_counter() - t0

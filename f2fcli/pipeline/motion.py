@@ -12,7 +12,7 @@ from ..tracking.fitting import (choose_reference_frame, fit_residual, similarity
                                 transfer_expression, transfer_pose)
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import fill_missing
-from ..tracking.track import Track
+from ..tracking.track import Track, frame_blocks
 from .retarget import Observe, RetargetOptions, retarget
 from .source import SourceFace
 
@@ -104,13 +104,13 @@ def source_frame(track: Track, source_landmarks: np.ndarray,
     zs = zs - zs.mean()
     size = np.sqrt(np.mean(np.abs(zs) ** 2))
     error = np.full(len(track), np.inf)
-    for lo in range(0, len(track), 512):  # blocks: no float64 copy of a long video's landmarks
-        drv = np.asarray(track.landmarks[lo:lo + 512, :468, :2], np.float64)
-        ok = np.flatnonzero(track.found[lo:lo + 512] & np.all(np.isfinite(drv), axis=(1, 2)))
+    for part in frame_blocks(len(track), 512):  # no float64 copy of all the landmarks
+        drv = np.asarray(track.landmarks[part, :468, :2], np.float64)
+        ok = np.flatnonzero(track.found[part] & np.all(np.isfinite(drv), axis=(1, 2)))
         zd = drv[ok, :, 0] + 1j * drv[ok, :, 1]
         zd = zd - zd.mean(1, keepdims=True)
         fit = similarity_2d(src, drv[ok])[:, None] * zs[None]
-        error[lo + ok] = np.sqrt(np.mean(np.abs(zd - fit) ** 2, 1)) / size
+        error[part.start + ok] = np.sqrt(np.mean(np.abs(zd - fit) ** 2, 1)) / size
     best = int(np.argmin(error))
     return best if error[best] < tolerance else None
 
@@ -210,8 +210,7 @@ def residual_motion(model: FaceModel, track: Track, ref: int,
     ok = track.found & np.all(np.isfinite(track.landmarks[:, :468, :2]), axis=(1, 2))
     if not ok.any():
         return out
-    for i in range(0, n, chunk):
-        part = slice(i, i + chunk)
+    for part in frame_blocks(n, chunk):
         out[part] = fit_residual(model, track.landmarks[part], track.pose[part],
                                  track.expression[part], track.identity,
                                  track.identity_detail)

@@ -44,6 +44,7 @@ _EYES = (
      (kp.UPPER_LID_L[-1], kp.UPPER_LID_L[0])),
 )
 N_GAZE = 4  # (towards the subject's left, up) per eye
+KEY_BLOCK = 256  # keyframes solved or read back at a time: memory does not grow with the video
 _BLINKS = [EXPR_INDEX["eyeBlinkLeft"], EXPR_INDEX["eyeBlinkRight"]]
 
 
@@ -320,13 +321,12 @@ class _BlockSolver:
     jac: np.ndarray
     weights: np.ndarray
     move_gaze: bool
-    block: int = 256
 
     def __call__(self, target: np.ndarray, e: np.ndarray, gaze: np.ndarray,
                  iterations: int | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
         """Per keyframe rig coefficients and gaze, and the mean score error before/after."""
         parts = []
-        for b in frame_blocks(len(self.key), self.block):
+        for b in frame_blocks(len(self.key), KEY_BLOCK):
             at = self.key[b]
             parts.append(self.solver.solve(
                 self.pose[at], target[b], e[b], gaze[b], self.jac, self.weights,
@@ -338,8 +338,8 @@ class _BlockSolver:
 
 
 def _observed_offset(solver: Retargeter, observe: Observe, pose: np.ndarray, e: np.ndarray,
-                     g: np.ndarray, offset: np.ndarray | None, key: np.ndarray,
-                     block: int = 256) -> np.ndarray | None:
+                     g: np.ndarray, offset: np.ndarray | None, key: np.ndarray
+                     ) -> np.ndarray | None:
     """What the network reads on rendered frames minus what the landmarks predicted, per
     keyframe (`e`, `g` are the keyframes' solution; `pose`, `offset` every frame's),
     interpolated over keyframes it could not read, smoothed; None if it read none."""
@@ -347,7 +347,7 @@ def _observed_offset(solver: Retargeter, observe: Observe, pose: np.ndarray, e: 
     step = max(solver.options.observe_stride, 1)
     idx = np.unique(np.r_[np.arange(0, n, step), n - 1])
     seen, gap = [], []
-    for b in frame_blocks(len(idx), block):
+    for b in frame_blocks(len(idx), KEY_BLOCK):
         i = idx[b]
         at = key[i]
         off = None if offset is None else offset[at]

@@ -92,11 +92,11 @@ class ReenactResult:
     ref_frame: int
     faces_found: int
     audio: str | None
+    wall_seconds: float  # less than the steps' sum: some of them overlap
     seconds: dict[str, float] = field(default_factory=dict)
-    wall_seconds: float = 0.0  # less than the steps' sum: some of them overlap
 
     def to_dict(self) -> dict[str, object]:
-        total = self.wall_seconds or sum(self.seconds.values())
+        total = self.wall_seconds
         return {"output": str(self.output), "frames": self.frames,
                 "fps": f"{self.fps.numerator}/{self.fps.denominator}",
                 "renderer": self.renderer, "source_cache_hit": self.cache_hit,
@@ -319,5 +319,5 @@ def reenact(source_path: Path, driving: Path, output: Path,
     seconds["encode_wait"] = time.perf_counter() - t_start - render_s
     return ReenactResult(output, len(track), track.fps, renderer_name, cache_hit,
                          motion.ref_frame, int(track.found.sum()),
-                         None if audio is None else str(audio), seconds,
-                         time.perf_counter() - started)
+                         None if audio is None else str(audio),
+                         time.perf_counter() - started, seconds)

@@ -403,10 +403,18 @@ def _fit_shared(model: FaceModel, q: np.ndarray, w_sc: np.ndarray, options: FitO
         neutral = model.neutral(s, detail)
         if not refine:
             basis = model.expression_basis(neutral)
-        e = _bounded_expression(basis, z - neutral, w_sc, options.expression_ridge)
-        shape = neutral + np.einsum("tk,knc->tnc", e, basis)
-        rot, scale, t = robust_procrustes(shape, q, fit_w, options.irls_steps, options.huber)
+        e, (rot, scale, t) = _expression_then_pose(q, z, neutral, basis, w_sc, fit_w, options)
     return _SharedFit(Identity(s=s, detail=detail), neutral, basis, refine, (rot, scale, t, e))
+
+
+def _expression_then_pose(q: np.ndarray, z: np.ndarray, neutral: np.ndarray,
+                          basis: np.ndarray, w_sc: np.ndarray, fit_w: np.ndarray,
+                          options: FitOptions) -> tuple[np.ndarray, tuple]:
+    """Steps 3d and 3e: expressions of the canonical frames ``z``, then poses against the
+    model shape they give. Returns (e, (rot, scale, t))."""
+    e = _bounded_expression(basis, z - neutral, w_sc, options.expression_ridge)
+    shape = neutral + np.einsum("tk,knc->tnc", e, basis)
+    return e, robust_procrustes(shape, q, fit_w, options.irls_steps, options.huber)
 
 
 def _fit_frames(model: FaceModel, q: np.ndarray, w_sc: np.ndarray, shared: _SharedFit,
@@ -416,11 +424,9 @@ def _fit_frames(model: FaceModel, q: np.ndarray, w_sc: np.ndarray, shared: _Shar
     rot, scale, t = robust_procrustes(model.mean, q, model.pose_weights, options.irls_steps,
                                       options.huber)
     for _ in range(options.iterations):
-        z = _canonicalise(q, rot, scale, t)
-        e = _bounded_expression(shared.basis, z - shared.neutral, w_sc,
-                                options.expression_ridge)
-        shape = shared.neutral + np.einsum("tk,knc->tnc", e, shared.basis)
-        rot, scale, t = robust_procrustes(shape, q, fit_w, options.irls_steps, options.huber)
+        e, (rot, scale, t) = _expression_then_pose(q, _canonicalise(q, rot, scale, t),
+                                                   shared.neutral, shared.basis, w_sc, fit_w,
+                                                   options)
     return rot, scale, t, e
 
 

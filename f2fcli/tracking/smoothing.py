@@ -37,6 +37,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .face_model import matrix_to_rotvec, rotvec_to_matrix
+from .track import frame_blocks
 
 __all__ = [
     "SmoothingParams", "SmoothedTrack", "fill_missing", "fill_missing_rotvec",
@@ -129,11 +130,9 @@ def bilateral_filter(x: np.ndarray, sigma_t: float, sigma_r: float | np.ndarray,
     if r <= 0 or len(x) < 2:
         return x.copy()
     sr = np.broadcast_to(np.asarray(sigma_r, np.float64), (x.shape[1],))
-    if len(x) <= block:
-        return _bilateral_block(x, 0, len(x), sigma_t, sr, r)
     # blocks of frames with their neighbours: the windows would be (T, C, 2r+1)
-    return np.concatenate([_bilateral_block(x, lo, min(lo + block, len(x)), sigma_t, sr, r)
-                           for lo in range(0, len(x), block)])
+    return np.concatenate([_bilateral_block(x, b.start, b.stop, sigma_t, sr, r)
+                           for b in frame_blocks(len(x), block)])
 
 
 def _bilateral_block(x: np.ndarray, lo: int, hi: int, sigma_t: float, sr: np.ndarray,

@@ -187,3 +187,26 @@ def test_cli_track_json_preview_and_errors(motion_clip: Path, tmp_path: Path) ->
     assert f2f("track", str(corrupt)).returncode == 1
     assert f2f("track", str(motion_clip), "--smooth", "abc").returncode == 2
     assert f2f("track", str(motion_clip), "--smooth", "2,0.1", "--no-smooth").returncode == 2
+
+
+def test_a_detection_the_landmark_model_rejects_is_not_chosen() -> None:
+    """A larger false positive (here: a box over the astronaut's suit and flag) must not win
+    the by-size choice; the real face, confirmed by its landmarks, is used."""
+    from f2fcli.tracking.detector import FaceDetection, FaceDetector
+    from f2fcli.tracking.landmarks import FaceLandmarker
+    from f2fcli.tracking.tracker import FaceSelection, choose_confirmed, confirmed_faces
+
+    image = data.astronaut()
+    real = FaceDetector()(image)
+    assert len(real) == 1
+    box = np.array([20.0, 300.0, 190.0, 190.0], np.float32)  # lower left: no face there
+    kps = box[:2] + box[2:] * np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.5, 0.75],
+                                        [0.1, 0.45], [0.9, 0.45]], np.float32)
+    fake = FaceDetection(box, 0.51, kps)
+    assert fake.area > real[0].area
+    confirmed = confirmed_faces([fake, real[0]], image, FaceLandmarker())
+    assert len(confirmed) == 1 and confirmed[0][0] is real[0]
+    chosen = choose_confirmed(confirmed, FaceSelection())
+    centre = chosen.points[:, :2].mean(0)
+    assert np.linalg.norm(centre - real[0].center) < 30
+    assert choose_confirmed(confirmed, FaceSelection(index=1)) is None

@@ -21,8 +21,8 @@ from ..io.image import read_image
 from ..tracking.detector import FaceDetector, detect_tiled
 from ..tracking.face_model import FaceModel
 from ..tracking.fitting import fit_image
-from ..tracking.landmarks import BlendshapeModel, FaceLandmarker, roi_from_detection
-from ..tracking.tracker import FaceSelection, select_face
+from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
+from ..tracking.tracker import FaceSelection, choose_confirmed, confirmed_faces
 from ..tracking.video_track import model_hashes
 from .crop import CropBox, face_crop_box
 
@@ -66,13 +66,15 @@ def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
                    name: str = "source") -> SourceFace:
     """Detect, landmark and fit the chosen face of a still image."""
     faces = detect_tiled(FaceDetector(threads=options.threads), image)
-    face = select_face(faces, options.selection)
-    if face is None:
-        which = "" if not faces else f" (found {len(faces)}, asked for index {options.selection.index})"
-        raise InputError(f"{name}: no face found{which}")
-    landmarks = FaceLandmarker(threads=options.threads).settled(image, roi_from_detection(face))
-    if not landmarks.present:
+    if not faces:
+        raise InputError(f"{name}: no face found")
+    confirmed = confirmed_faces(faces, image, FaceLandmarker(threads=options.threads))
+    if not confirmed:
         raise InputError(f"{name}: a face was detected but its landmarks could not be found")
+    landmarks = choose_confirmed(confirmed, options.selection)
+    if landmarks is None:
+        raise InputError(f"{name}: no face found (found {len(confirmed)}, asked for index "
+                         f"{options.selection.index})")
     scores = BlendshapeModel(threads=options.threads)(landmarks.points)
     fit = fit_image(model, landmarks.points, scores)
     return SourceFace(
@@ -84,7 +86,7 @@ def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
         identity_detail=fit.identity.detail.astype(np.float32),
         pose=fit.hp[0].astype(np.float32),
         expression=fit.expression[0].astype(np.float32),
-        faces_seen=len(faces),
+        faces_seen=len(confirmed),
     )
 
 

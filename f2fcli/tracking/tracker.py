@@ -75,6 +75,27 @@ def select_face(faces: list[FaceDetection], selection: FaceSelection,
     return faces[selection.index]
 
 
+def confirmed_faces(faces: list[FaceDetection], image: np.ndarray, landmarker: FaceLandmarker
+                    ) -> list[tuple[FaceDetection, FaceLandmarks]]:
+    """The detections whose settled landmarks the landmark model accepts, with them, in the
+    given order: the detector's weak false positives (a textured patch in a recompressed
+    photo) are dropped before a face is chosen by size or place."""
+    confirmed = []
+    for face in faces:
+        landmarks = landmarker.settled(image, roi_from_detection(face))
+        if landmarks.present:
+            confirmed.append((face, landmarks))
+    return confirmed
+
+
+def choose_confirmed(confirmed: list[tuple[FaceDetection, FaceLandmarks]],
+                     selection: FaceSelection, near: np.ndarray | None = None
+                     ) -> FaceLandmarks | None:
+    """`select_face` among confirmed faces; their landmarks, or None."""
+    face = select_face([f for f, _ in confirmed], selection, near)
+    return None if face is None else next(lm for f, lm in confirmed if f is face)
+
+
 def _thumbnail(image: np.ndarray) -> np.ndarray:
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
@@ -115,11 +136,8 @@ class VideoFaceTracker:
 
     def _detect(self, image: np.ndarray) -> FaceLandmarks | None:
         self.detections += 1
-        face = select_face(self.detector(image), self.selection, self._last_centre)
-        if face is None:
-            return None
-        result = self.landmarker.settled(image, roi_from_detection(face))
-        return result if result.present else None
+        confirmed = confirmed_faces(self.detector(image), image, self.landmarker)
+        return choose_confirmed(confirmed, self.selection, self._last_centre)
 
     def _is_scene_cut(self, image: np.ndarray) -> bool:
         thumb = _thumbnail(image)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import cv2
 import numpy as np
@@ -109,12 +109,17 @@ class ReenactResult:
 class _BackgroundEncoder:
     """Feeds a VideoWriter from a thread; a bounded queue keeps memory flat.
 
+    `finish` turns a rendered crop into the output frame (paste-back, output size) in the
+    encoder's thread, one frame at a time: the queue then holds crops, not full-size frames,
+    whose size follows the source photo (a 4096-px photo makes 50 MB frames).
     Used as a context manager inside `write_video`, so the thread has stopped before the
     writer finishes or aborts.
     """
 
-    def __init__(self, writer: VideoWriter, depth: int = 2) -> None:
+    def __init__(self, writer: VideoWriter, finish: Callable[[np.ndarray], np.ndarray],
+                 depth: int = 2) -> None:
         self._writer = writer
+        self._finish = finish
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._stop = threading.Event()
@@ -133,11 +138,11 @@ class _BackgroundEncoder:
                 continue
             try:
                 for frame, pts in zip(*item):
-                    self._writer.write(frame, int(pts))
+                    self._writer.write(self._finish(frame), int(pts))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 self._error = exc
 
-    def put(self, frames: list[np.ndarray], pts: np.ndarray) -> None:
+    def put(self, frames: np.ndarray, pts: np.ndarray) -> None:
         if self._error is not None:
             raise self._error
         self._queue.put((frames, pts))
@@ -296,22 +301,24 @@ def reenact(source_path: Path, driving: Path, output: Path,
         raise F2FError(str(exc)) from exc
     seconds["motion"] = time.perf_counter() - t0
 
+    def finish(frame: np.ndarray) -> np.ndarray:
+        if paste is not None:
+            frame = paste(frame)
+        if options.output_size is not None:
+            frame = cv2.resize(frame, options.output_size, interpolation=cv2.INTER_AREA)
+        return frame
+
     render_s = 0.0
     t_start = time.perf_counter()
     with write_video(output, track.fps, options.encoder, track.time_base, audio,
-                     options.overwrite) as writer, _BackgroundEncoder(writer) as encoder:
+                     options.overwrite) as writer, _BackgroundEncoder(writer, finish) as encoder:
         with log.progress("rendering", len(track)) as bar:
             for part in frame_blocks(len(track), options.batch_size):
                 t0 = time.perf_counter()
                 target = crop_motion(model, source, box, motion.pose[part],
                                      motion.expression[part], motion.gaze[part],
                                      None if motion.offset is None else motion.offset[part])
-                frames = list(renderer.render(prepared, target))
-                if paste is not None:
-                    frames = [paste(frame) for frame in frames]
-                if options.output_size is not None:
-                    frames = [cv2.resize(f, options.output_size, interpolation=cv2.INTER_AREA)
-                              for f in frames]
+                frames = renderer.render(prepared, target)
                 render_s += time.perf_counter() - t0
                 encoder.put(frames, track.pts[part])
                 bar.advance(part.stop - part.start)

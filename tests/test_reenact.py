@@ -166,6 +166,24 @@ def _selection(index: int):
     return FaceSelection(index=index)
 
 
+def test_a_small_face_in_a_large_photo_is_found_with_face_box(tmp_path: Path) -> None:
+    from f2fcli.pipeline.source import load_source
+    from f2fcli.tracking.face_model import FaceModel
+    from f2fcli.tracking.tracker import FaceSelection
+
+    canvas = np.full((3000, 3000, 3), 180, np.uint8)
+    canvas[2000:2512, 1200:1712] = data.astronaut()  # the face is about 1/30 of the photo
+    path = tmp_path / "wide.png"
+    write_image(path, canvas)
+    with pytest.raises(InputError, match="--face-box"):
+        load_source(path, SourceOptions(), FaceModel.canonical(), None)
+    box = (1370.0, 2075.0, 110.0, 110.0)
+    source, _ = load_source(path, SourceOptions(selection=FaceSelection(box=box)),
+                            FaceModel.canonical(), None)
+    centre = source.landmarks[:468, :2].mean(0)
+    assert np.linalg.norm(centre - (1425.0, 2130.0)) < 25
+
+
 def test_bad_inputs_fail_cleanly(media: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     with pytest.raises(InputError, match="no face found"):

@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import InputError
 from ..io.atomic import atomic_output
 from ..io.image import read_image
-from ..tracking.detector import FaceDetector, detect_tiled
+from ..tracking.detector import FaceDetector, detect_tiled, window_around
 from ..tracking.face_model import FaceModel
 from ..tracking.fitting import fit_image
 from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
@@ -65,9 +65,13 @@ class SourceOptions:
 def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
                    name: str = "source") -> SourceFace:
     """Detect, landmark and fit the chosen face of a still image."""
-    faces = detect_tiled(FaceDetector(threads=options.threads), image)
+    box = options.selection.box
+    windows = () if box is None else (window_around(box, *image.shape[:2]),)
+    faces = detect_tiled(FaceDetector(threads=options.threads), image, windows=windows)
     if not faces:
-        raise InputError(f"{name}: no face found")
+        hint = "" if box is not None else (
+            "; a face under about 1/10 of the photo's size needs --face-box X,Y,W,H around it")
+        raise InputError(f"{name}: no face found{hint}")
     confirmed = confirmed_faces(faces, image, FaceLandmarker(threads=options.threads))
     if not confirmed:
         raise InputError(f"{name}: a face was detected but its landmarks could not be found")

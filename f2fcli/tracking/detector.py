@@ -226,24 +226,37 @@ def _tiles(height: int, width: int, grid: int) -> list[tuple[int, int, int]]:
     return [(int(x), int(y), side) for y in ys for x in xs]
 
 
-def detect_tiled(detector: FaceDetector, image: np.ndarray, grids: tuple[int, ...] = (2, 3)
-                 ) -> list[FaceDetection]:
+def window_around(box: tuple[float, float, float, float], height: int, width: int,
+                  scale: float = 3.0) -> tuple[int, int, int]:
+    """A square window (x0, y0, side) of `scale` x the long side of `box` (x, y, w, h),
+    centred on it and shifted inside the image: there a face of that box is large enough
+    for the short-range model, however small it is in the whole photo."""
+    x, y, bw, bh = (float(v) for v in box)
+    side = int(min(max(scale * max(bw, bh), 32.0), max(height, width)))
+    x0 = int(round(min(max(x + bw / 2 - side / 2, 0.0), max(width - side, 0))))
+    y0 = int(round(min(max(y + bh / 2 - side / 2, 0.0), max(height - side, 0))))
+    return x0, y0, side
+
+
+def detect_tiled(detector: FaceDetector, image: np.ndarray, grids: tuple[int, ...] = (2, 3),
+                 windows: tuple[tuple[int, int, int], ...] = ()) -> list[FaceDetection]:
     """Faces of any size in a still image, largest first.
 
     The short-range model misses faces under about 1/5 of the frame, so overlapping tiles
-    (2x2, then 3x3) are searched too and the detections merged; for stills such as group
-    photos, where the extra model calls do not matter.
+    (2x2, then 3x3) and any extra `windows` (x0, y0, side) are searched too and the
+    detections merged; for stills such as group photos, where the extra model calls do not
+    matter.
     """
     rgb = as_rgb_uint8(image)
     found = list(detector(rgb))
     h, w = rgb.shape[:2]
-    for grid in grids:
-        for x0, y0, side in _tiles(h, w, grid):
-            offset = np.array([x0, y0], np.float32)
-            for face in detector(rgb[y0:y0 + side, x0:x0 + side]):
-                box = face.box.copy()
-                box[:2] += offset
-                found.append(FaceDetection(box, face.score, face.keypoints + offset))
+    tiles = [t for grid in grids for t in _tiles(h, w, grid)] + list(windows)
+    for x0, y0, side in tiles:
+        offset = np.array([x0, y0], np.float32)
+        for face in detector(rgb[y0:y0 + side, x0:x0 + side]):
+            box = face.box.copy()
+            box[:2] += offset
+            found.append(FaceDetection(box, face.score, face.keypoints + offset))
     if not found:
         return []
     corners = np.array([np.concatenate([f.box[:2], f.box[:2] + f.box[2:]]) for f in found])

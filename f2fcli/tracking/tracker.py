@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .detector import FaceDetection, FaceDetector
+from .detector import FaceDetection, FaceDetector, detect_tiled, window_around
 from .landmarks import BlendshapeModel, FaceLandmarker, FaceLandmarks, roi_from_detection
 
 # Mean absolute difference (0..1) of 32x32 grey thumbnails above which a frame is a new shot;
@@ -136,7 +136,13 @@ class VideoFaceTracker:
 
     def _detect(self, image: np.ndarray) -> FaceLandmarks | None:
         self.detections += 1
-        confirmed = confirmed_faces(self.detector(image), image, self.landmarker)
+        box = self.selection.box
+        if box is None:
+            faces = self.detector(image)
+        else:  # also look closely around the box: the face may be small in a wide shot
+            faces = detect_tiled(self.detector, image, grids=(),
+                                 windows=(window_around(box, *image.shape[:2]),))
+        confirmed = confirmed_faces(faces, image, self.landmarker)
         return choose_confirmed(confirmed, self.selection, self._last_centre)
 
     def _is_scene_cut(self, image: np.ndarray) -> bool:

@@ -132,7 +132,9 @@ def track_video(path: str | os.PathLike[str], options: TrackOptions = TrackOptio
     stats.frames, stats.faces_found = len(found), int(found.sum())
     stats.detections, stats.scene_cuts = tracker.detections, tracker.scene_cuts
     if not found.any():
-        raise InputError(f"{reader.path}: no face found in any of its {len(found)} frames")
+        hint = "" if options.selection.box is not None else (
+            "; a face under about 1/5 of the frame needs --face-box X,Y,W,H around it")
+        raise InputError(f"{reader.path}: no face found in any of its {len(found)} frames{hint}")
 
     t0 = time.perf_counter()
     model = FaceModel.canonical()

@@ -137,9 +137,10 @@ def encoder_options(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="x264/x265 speed preset (ultrafast ... veryslow).")(func)
     func = click.option("--crf", type=int, default=None,
                         help="Quality (lower is better); default 18 x264, 22 x265, 32 VP9.")(func)
-    func = click.option("--codec", default="libx264", show_default=True,
-                        type=click.Choice(["libx264", "libx265", "libvpx-vp9", "png"]),
-                        help="Video codec; png writes a directory of PNG frames.")(func)
+    func = click.option("--codec", default="auto", show_default=True,
+                        type=click.Choice(["auto", "libx264", "libx265", "libvpx-vp9", "png"]),
+                        help="Video codec; auto: VP9 for .webm, PNG frames for a name "
+                             "without suffix (a directory), else H.264.")(func)
     return func
 
 

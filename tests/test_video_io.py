@@ -145,9 +145,20 @@ def test_png_sequence(ntsc_clip: Path, tmp_path: Path) -> None:
 
 def test_codec_container_mismatch_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="libx264 cannot be written"):
-        with write_video(tmp_path / "x.webm", Fraction(25)):
+        with write_video(tmp_path / "x.webm", Fraction(25), EncoderSettings("libx264")):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_codec_follows_the_file_name(tmp_path: Path) -> None:
+    for name, codec in (("a.webm", "vp9"), ("a.mkv", "h264"), ("a.mp4", "h264")):
+        with write_video(tmp_path / name, Fraction(25)) as writer:
+            for i in range(3):
+                writer.write(pattern_frame(i, 32, 32))
+        assert VideoReader(tmp_path / name).info.codec == codec
+    with write_video(tmp_path / "frames", Fraction(25)) as writer:
+        writer.write(pattern_frame(0, 32, 32))
+    assert (tmp_path / "frames" / "000000.png").is_file()
 
 
 def test_failure_mid_write_keeps_existing_target(ntsc_clip: Path, tmp_path: Path) -> None:

@@ -284,7 +284,7 @@ def _encoding_step(frame: np.ndarray, count: int, seed: int, settings: Any,
         writer.close()
         ms = 1e3 * (time.perf_counter() - started) / count
     return PipelineStep("video encoding", ms, count,
-                        f"{settings.codec} preset {settings.preset}, "
+                        f"{writer.settings.codec} preset {settings.preset}, "
                         f"{frame.shape[1]}x{frame.shape[0]}, mean of {count} frames incl. flush")
 
 

@@ -32,15 +32,30 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
            "veryslow")
 
 
+# `--codec auto`: what a file name asks for (anything else: H.264).
+AUTO_CODECS = {".webm": "libvpx-vp9", "": "png"}
+
+
 @dataclass(frozen=True)
 class EncoderSettings:
-    """How video is encoded. `crf=None` takes the codec's default."""
+    """How video is encoded. `codec="auto"` follows the output's suffix (`AUTO_CODECS`);
+    `crf=None` takes the codec's default."""
 
-    codec: str = "libx264"
+    codec: str = "auto"
     crf: int | None = None
     preset: str = "medium"
 
+    def resolved(self, target: Path) -> "EncoderSettings":
+        """These settings with `auto` replaced by the codec for `target`."""
+        if self.codec != "auto":
+            return self
+        codec = AUTO_CODECS.get(Path(target).suffix.lower(), "libx264")
+        return EncoderSettings(codec, self.crf, self.preset)
+
     def validate_for(self, target: Path) -> None:
+        if self.codec == "auto":
+            self.resolved(target).validate_for(target)
+            return
         if self.codec not in CODECS:
             raise OutputError(f"unknown codec {self.codec!r}; choose from {', '.join(CODECS)}")
         containers = CODECS[self.codec][0]
@@ -159,7 +174,7 @@ class VideoWriter:
         self.path = path
         self.fps = Fraction(fps)
         self.time_base = time_base or 1 / self.fps
-        self.settings = settings
+        self.settings = settings.resolved(path)
         self.frames_written = 0
         self.audio_codec: str | None = None
         self.audio_copied = False
@@ -170,7 +185,7 @@ class VideoWriter:
         self._stream: av.video.stream.VideoStream | None = None
         self._audio: _AudioCopy | None = None
         self._timestamps: object = None
-        if settings.codec == "png":
+        if self.settings.codec == "png":
             path.mkdir()
             self._timestamps = open(path / "timestamps.txt", "w", encoding="utf-8")
             self._timestamps.write(f"# fps {self.fps} time_base {self.time_base}\n# index pts seconds\n")
@@ -280,6 +295,7 @@ def write_video(
 ) -> Iterator[VideoWriter]:
     """Open a VideoWriter on a temporary file that replaces `target` only when complete."""
     target = Path(target)
+    settings = settings.resolved(target)  # by the target's name: the temporary one differs
     settings.validate_for(target)
     audio = Path(audio_from) if audio_from is not None else None
     with atomic_output(target, overwrite=overwrite) as tmp:

@@ -1,8 +1,9 @@
 """`f2f reenact`: source + driving motion -> rendered, pasted-back, encoded video, in chunks.
 
 Data flow: driving video -> track (decoded once) -> motion on the source -> render in
-chunks of `batch_size` -> paste-back -> encode. Encoding runs in a background thread, so the
-encoder works while the next chunk renders; memory holds a few chunks, whatever the length.
+chunks of `batch_size` -> paste-back -> encode. Paste-back and encoding run in a background
+thread, so they work while the next chunk renders; memory holds a few chunks of crops,
+whatever the length.
 """
 
 from __future__ import annotations

@@ -18,11 +18,12 @@ from .. import __version__
 from ..errors import InputError
 from ..io.atomic import atomic_output
 from ..io.image import read_image
-from ..tracking.detector import FaceDetector, detect_tiled, window_around
+from ..tracking.detector import FaceDetector
 from ..tracking.face_model import FaceModel
 from ..tracking.fitting import fit_image
 from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
-from ..tracking.tracker import FaceSelection, choose_confirmed, confirmed_faces
+from ..tracking.tracker import (FaceSelection, choose_confirmed, confirmed_faces,
+                                detect_faces)
 from ..tracking.video_track import model_hashes
 from .crop import CropBox, face_crop_box
 
@@ -65,11 +66,10 @@ class SourceOptions:
 def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
                    name: str = "source") -> SourceFace:
     """Detect, landmark and fit the chosen face of a still image."""
-    box = options.selection.box
-    windows = () if box is None else (window_around(box, *image.shape[:2]),)
-    faces = detect_tiled(FaceDetector(threads=options.threads), image, windows=windows)
+    faces = detect_faces(FaceDetector(threads=options.threads), image, options.selection,
+                         grids=(2, 3))
     if not faces:
-        hint = "" if box is not None else (
+        hint = "" if options.selection.box is not None else (
             "; a face under about 1/10 of the photo's size needs --face-box X,Y,W,H around it")
         raise InputError(f"{name}: no face found{hint}")
     confirmed = confirmed_faces(faces, image, FaceLandmarker(threads=options.threads))

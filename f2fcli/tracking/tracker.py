@@ -75,6 +75,17 @@ def select_face(faces: list[FaceDetection], selection: FaceSelection,
     return faces[selection.index]
 
 
+def detect_faces(detector: FaceDetector, image: np.ndarray, selection: FaceSelection,
+                 grids: tuple[int, ...] = ()) -> list[FaceDetection]:
+    """Detections in `image`, also in `grids` of tiles (see `detect_tiled`); with
+    `selection.box`, the area around the box is searched closely too: the face may be too
+    small for the detector in the whole frame."""
+    windows = () if selection.box is None else (window_around(selection.box, *image.shape[:2]),)
+    if not grids and not windows:
+        return detector(image)
+    return detect_tiled(detector, image, grids, windows)
+
+
 def confirmed_faces(faces: list[FaceDetection], image: np.ndarray, landmarker: FaceLandmarker
                     ) -> list[tuple[FaceDetection, FaceLandmarks]]:
     """The detections whose settled landmarks the landmark model accepts, with them, in the
@@ -136,12 +147,7 @@ class VideoFaceTracker:
 
     def _detect(self, image: np.ndarray) -> FaceLandmarks | None:
         self.detections += 1
-        box = self.selection.box
-        if box is None:
-            faces = self.detector(image)
-        else:  # also look closely around the box: the face may be small in a wide shot
-            faces = detect_tiled(self.detector, image, grids=(),
-                                 windows=(window_around(box, *image.shape[:2]),))
+        faces = detect_faces(self.detector, image, self.selection)
         confirmed = confirmed_faces(faces, image, self.landmarker)
         return choose_confirmed(confirmed, self.selection, self._last_centre)
 

@@ -409,3 +409,21 @@ def test_the_iris_moves_whole_towards_the_corner(face, renderer, prepared):
         # moved by a good part of the eye's width, and not smeared thin or wide
         assert c1 - c0 > 0.12 * width, (c0, c1, width)
         assert 0.6 * n0 < n1 < 1.4 * n0, (n0, n1)
+
+
+def test_a_lowering_lid_carries_its_lash_band_down(fitted, face, renderer, prepared):
+    """The band above the lid margin (lashes, the lid's dark edge) moves down with a closing
+    lid instead of stretching: what the lid uncovers above it is skin, brighter than the band."""
+    crop, expression, mesh = fitted
+    _, pts = face
+    shut = expression.copy()
+    shut[EXPR_INDEX["eyeBlinkLeft"]] = shut[EXPR_INDEX["eyeBlinkRight"]] = 0.8
+    target = mesh(shut)
+    out = renderer.render(prepared, target[None])[0]
+    for upper, band in ((kp.UPPER_LID_R[1:-1], kp.LID_BAND_R),
+                        (kp.UPPER_LID_L[1:-1], kp.LID_BAND_L)):
+        def between(p: np.ndarray) -> np.ndarray:
+            return polygon_mask(np.concatenate([p[list(upper), :2], p[list(band[::-1]), :2]]))
+        lash_band = luma(crop)[between(pts)].mean()
+        uncovered = luma(out)[between(target)].mean()
+        assert uncovered > lash_band + 5.0  # stretched, the band stays as dark (-3)

@@ -385,7 +385,8 @@ class WarpRenderer:
             return p.image.copy()
         s = self.settings
         h, w = p.image.shape[:2]
-        tgt = _clamp_contacts(target[:, :2].copy(), p.points[:, :2])
+        tgt = _carry_lid_bands(_clamp_contacts(target[:, :2].copy(), p.points[:, :2]),
+                               p.points[:, :2])
         src = p.src_xy.copy()
         src_mesh = p.points[:, :2]
         n_rings = len(p.ring_src)
@@ -615,6 +616,27 @@ def _ratio(tgt: np.ndarray, src: np.ndarray, corners: tuple[int, int]) -> float:
     wt = np.linalg.norm(tgt[corners[1]] - tgt[corners[0]])
     ws = np.linalg.norm(src[corners[1]] - src[corners[0]])
     return float(wt / max(ws, 1e-9))
+
+
+def _carry_lid_bands(xy: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """Lower the ring above each upper lid with the lid, so the band between them (lashes,
+    the lid's dark edge) keeps the source's height as the lid drops.
+
+    A closing lid slides down and unfolds pale skin from under the crease; stretching the
+    dark lash band over that height instead reads as an open eye, to a viewer and to a
+    landmarker alike. Rings that the driver lowers further are left alone.
+    """
+    for (upper, _lower, corners), band in zip(_EYES, (kp.LID_BAND_R, kp.LID_BAND_L)):
+        u, b = list(upper), list(band)
+        a_s, a_t = src[corners[1]] - src[corners[0]], xy[corners[1]] - xy[corners[0]]
+        z = complex(*a_t) / complex(*a_s) if np.any(a_s) else 1.0
+        v = src[b] - src[u]
+        rigid = xy[u] + np.stack([z.real * v[:, 0] - z.imag * v[:, 1],
+                                  z.imag * v[:, 0] + z.real * v[:, 1]], 1)
+        n = _up_normal(xy, corners)
+        above = np.maximum((xy[b] - rigid) @ n, 0.0)
+        xy[b] -= above[:, None] * n
+    return xy
 
 
 def _clamp_contacts(xy: np.ndarray, src: np.ndarray) -> np.ndarray:

@@ -174,6 +174,10 @@ UPPER_LID_R: tuple[int, ...] = (33, 246, 161, 160, 159, 158, 157, 173, 133)
 LOWER_LID_R: tuple[int, ...] = (33, 7, 163, 144, 145, 153, 154, 155, 133)
 UPPER_LID_L: tuple[int, ...] = (263, 466, 388, 387, 386, 385, 384, 398, 362)
 LOWER_LID_L: tuple[int, ...] = (263, 249, 390, 373, 374, 380, 381, 382, 362)
+# The ring just above each upper lid margin (the lashes and the lid's edge), one vertex
+# above each of UPPER_LID_*[1:-1], in the same order.
+LID_BAND_R: tuple[int, ...] = (247, 30, 29, 27, 28, 56, 190)
+LID_BAND_L: tuple[int, ...] = (467, 260, 259, 257, 258, 286, 414)
 
 # Brows, outer -> inner, upper edge then lower edge.
 BROW_R: tuple[int, ...] = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55)

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ..tracking.face_model import ARKIT_NAMES, EXPR_INDEX, FaceModel, transform_points
+from ..tracking.face_model import ARKIT_NAMES, GAZE_CHANNELS, FaceModel, transform_points
 from ..tracking.fitting import (choose_reference_frame, fit_residual, similarity_2d,
                                 transfer_expression, transfer_pose)
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import fill_missing
 from ..tracking.track import Track, frame_blocks
+from .gaze import nominal_response, transfer_gaze
 from .retarget import Observe, RetargetOptions, retarget
 from .source import SourceFace
 
@@ -67,7 +68,7 @@ class MotionOptions:
 @dataclass(frozen=True)
 class DrivenMotion:
     """Per output frame: head pose (source-image pixels), expression of the source face, the
-    change of gaze from the source's ((N, 2, 2), see `gaze_directions`) and a vertex offset
+    change of gaze from the source's ((N, 2, 2), see `gaze.transfer_gaze`) and a vertex offset
     added after the expression ((N, 468, 3) model cm, see `residual_motion`; None: none)."""
 
     pose: np.ndarray
@@ -144,7 +145,12 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
     moving = {"eyes": _EYES, "lips": _LIPS, "pose": np.zeros(51, bool)}.get(
         options.region, np.ones(51, bool))
     expression[:, ~moving] = source.expression[~moving]
-    gaze = gaze_directions(expression) - gaze_directions(source.expression)
+    gaze = np.zeros((n, 2, 2))
+    if moving[_EYES].any():
+        response = nominal_response(source.landmarks) if iris_response is None \
+            else iris_response
+        gaze = options.expression_scale * transfer_gaze(
+            track, ref, source.landmarks, options.expression_mode, response)
     offset = None
     if options.residual and moving.any():
         vertices = None if options.region in ("all", "expression") else \
@@ -153,13 +159,15 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
     if options.retarget and moving.any():
         if blendshapes is None:
             raise ValueError("retargeting needs the blendshape model")
+        # the gaze is the geometry's (`gaze.py`): the solve keeps it and ignores eyeLook scores
+        weights = moving.astype(np.float64)
+        weights[list(GAZE_CHANNELS)] = 0.0
         solved = retarget(model, source, track, pose, expression, gaze, ref,
                           options.expression_mode, options.expression_scale, moving,
-                          moving.astype(np.float64), blendshapes,
-                          move_gaze=bool(moving[_EYES].any()), iris_response=iris_response,
+                          weights, blendshapes, iris_response=iris_response,
                           observe=observe, offset=offset,
                           options=RetargetOptions(observe_stride=observe_stride))
-        expression, gaze = solved.expression, solved.gaze
+        expression = solved.expression
     return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), gaze, ref,
                         offset)
 
@@ -230,21 +238,6 @@ def residual_motion(model: FaceModel, track: Track, ref: int,
     if vertices is not None:
         out[:, ~np.asarray(vertices, bool)] = 0.0
     return out
-
-
-def gaze_directions(expression: np.ndarray) -> np.ndarray:
-    """eyeLook channels (..., 51) -> (..., 2, 2): per eye (the subject's right eye, i.e. the
-    image-left one, first) the look direction (towards the subject's left, up)."""
-    e = np.asarray(expression, np.float64)
-
-    def ch(name: str) -> np.ndarray:
-        return e[..., EXPR_INDEX[name]]
-
-    right = np.stack([ch("eyeLookInRight") - ch("eyeLookOutRight"),
-                      ch("eyeLookUpRight") - ch("eyeLookDownRight")], -1)
-    left = np.stack([ch("eyeLookOutLeft") - ch("eyeLookInLeft"),
-                     ch("eyeLookUpLeft") - ch("eyeLookDownLeft")], -1)
-    return np.stack([right, left], -2)
 
 
 def face_mesh(model: FaceModel, source: SourceFace, pose: np.ndarray, expression: np.ndarray,

@@ -8,9 +8,10 @@ uses) read the driver's change of expression:
 
     b*(t) = b_s + scale * (b_d(t) - b_d(ref))      (relative; `absolute`/`hybrid` as in fitting)
 
-and solves, per keyframe, for the source's rig coefficients and iris shift whose 478 landmarks
-(the photo's own, moved with the mesh) score b*(t), with the transferred coefficients as a weak
-prior. The solve is a bounded Gauss-Newton with one finite-difference Jacobian at the source and
+and solves, per keyframe, for the source's rig coefficients whose 478 landmarks (the photo's
+own, moved with the mesh) score b*(t), with the transferred coefficients as a weak prior. The
+gaze comes from geometry (`gaze.py`) and is held as given; its landmarks still count for the
+other scores (a lowered iris changes how the lids read). The solve is a bounded Gauss-Newton with one finite-difference Jacobian at the source and
 Broyden updates per frame (the network is small but not batched).
 
 What a detector finds on a rendered frame is not exactly the mesh: lids half cover a shifted
@@ -34,14 +35,12 @@ from ..tracking.fitting import similarity_2d, transfer_expression
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import bilateral_filter, fill_missing
 from ..tracking.track import Track, frame_blocks
+from .gaze import nominal_response
 
-# Per eye (image-left first, as the warp renderer orders them): lid ring, iris landmarks,
-# and the corners that define the eye's axis.
+# Per eye (image-left first, as the warp renderer orders them): lid ring, iris landmarks.
 _EYES = (
-    (kp.UPPER_LID_R + kp.LOWER_LID_R[1:-1], tuple(range(468, 473)),
-     (kp.UPPER_LID_R[0], kp.UPPER_LID_R[-1])),
-    (kp.UPPER_LID_L + kp.LOWER_LID_L[1:-1], tuple(range(473, 478)),
-     (kp.UPPER_LID_L[-1], kp.UPPER_LID_L[0])),
+    (kp.UPPER_LID_R + kp.LOWER_LID_R[1:-1], tuple(range(468, 473))),
+    (kp.UPPER_LID_L + kp.LOWER_LID_L[1:-1], tuple(range(473, 478))),
 )
 N_GAZE = 4  # (towards the subject's left, up) per eye
 KEY_BLOCK = 256  # keyframes solved or read back at a time: memory does not grow with the video
@@ -54,12 +53,10 @@ class RetargetOptions:
 
     iterations: int = 8
     prior: float = 0.02  # pull towards the transferred rig coefficients
-    gaze_prior: float = 0.01  # pull towards the transferred gaze
     damping: float = 1e-3
     tolerance: float = 0.02  # relative cost decrease below which a frame stops
     cost_floor: float = 2e-3  # a frame whose cost is below this is done (~0.006 per score)
     fd_step: float = 0.1
-    gaze_limit: float = 1.5  # iris travel bound, in units of the renderer's full gaze
     rig_limit: float = 2.0  # rig coefficients may go past 1: the hand-built shapes are modest
     smooth_sigma_t: float = 2.0  # frames; temporal filter of the driver's scores
     smooth_sigma_r: float = 0.1  # score units; keeps blinks sharp
@@ -68,17 +65,14 @@ class RetargetOptions:
     keyframe_stride: int = 2  # solve every this many frames, interpolate between
     observe_stride: int = 1  # render every this many keyframes to correct the targets
     feedback_change: float = 0.1  # score change from the source's at which the correction is full
-    gaze_shift: float = 0.2  # eye widths at full gaze: must match the warp renderer
-    gaze_vertical: float = 0.5
 
 
 @dataclass(frozen=True)
 class Retargeted:
-    """Per frame: source rig coefficients (T, 51), gaze change (T, 2, 2), and the fit's
-    mean absolute score error before and after (diagnostics)."""
+    """Per frame: source rig coefficients (T, 51), and the fit's mean absolute score error
+    before and after (diagnostics)."""
 
     expression: np.ndarray
-    gaze: np.ndarray
     error_before: float
     error_after: float
 
@@ -104,19 +98,13 @@ class SourceLandmarkModel:
         self._mesh_src = mesh
         residual = np.asarray(source_landmarks, np.float64)[:len(mesh), :2] - mesh
         self._residual = residual[:, 0] + 1j * residual[:, 1]
+        response = np.asarray(iris_response if iris_response is not None
+                              else nominal_response(source_landmarks), np.float64)
         self._rings = []
-        for k, (ring, iris, corners) in enumerate(_EYES):
+        for k, (ring, iris) in enumerate(_EYES):
             ring_src = np.c_[mesh[list(ring)], np.ones(len(ring))]
             iris_src = np.asarray(source_landmarks, np.float64)[list(iris), :2]
-            a0, a1 = mesh[corners[0]], mesh[corners[1]]
-            axis = a1 - a0
-            width = float(np.linalg.norm(axis))
-            axis = axis / max(width, 1e-9)
-            up = np.array([axis[1], -axis[0]])  # image y points down: rotate the axis up
-            unit = options.gaze_shift * width * np.stack([axis, options.gaze_vertical * up])
-            if iris_response is not None:
-                unit = np.asarray(iris_response[k], np.float64)
-            self._rings.append((list(ring), np.linalg.pinv(ring_src), iris_src, unit))
+            self._rings.append((list(ring), np.linalg.pinv(ring_src), iris_src, response[k]))
 
     def mesh(self, e: np.ndarray, pose: np.ndarray, offset: np.ndarray | None = None
              ) -> np.ndarray:
@@ -157,7 +145,7 @@ def driver_scores(track: Track, blendshapes: BlendshapeModel,
 
 
 class Retargeter:
-    """Solves rig coefficients and gaze so that the source's landmarks score given targets."""
+    """Solves rig coefficients so that the source's landmarks score given targets."""
 
     def __init__(self, landmarks: SourceLandmarkModel, blendshapes: BlendshapeModel,
                  free: np.ndarray) -> None:
@@ -169,58 +157,46 @@ class Retargeter:
 
     def scores(self, e: np.ndarray, gaze: np.ndarray, pose: np.ndarray,
                offset: np.ndarray | None = None) -> np.ndarray:
+        """(N, 51) scores of rig coefficients `e` (N, 51) with `gaze` (N, 4)."""
         return self.bs(self.lm.landmarks(e, gaze, pose, offset))[:, 1:]
 
-    def _pack(self, e: np.ndarray, gaze: np.ndarray) -> np.ndarray:
-        return np.concatenate([e[:, self.free], gaze.reshape(len(gaze), -1)], 1)
-
-    def _probes(self, e: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The source point and one step along each variable (kept inside the bounds)."""
-        n = len(self.free) + N_GAZE
-        x0 = self._pack(e[None], np.zeros((1, N_GAZE)))[0]
-        steps = np.full(n, step)
-        steps[:len(self.free)] = np.where(x0[:len(self.free)] + step <= self.options.rig_limit,
-                                          step, -step)
-        e_all, g_all = self._split(np.concatenate([x0[None], x0[None] + np.diag(steps)]),
-                                   e[None].repeat(n + 1, 0))
-        return e_all, g_all, steps
+    def _with(self, x: np.ndarray, e_base: np.ndarray) -> np.ndarray:
+        """`e_base` (N, 51) with the free channels set to `x` (N, F)."""
+        e = e_base.copy()
+        e[:, self.free] = x
+        return e
 
     def jacobian(self, e: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        """d scores / d [free rig channels, gaze] at one point, (51, F + 4)."""
-        e_all, g_all, steps = self._probes(e, self.options.fd_step)
-        s = self.scores(e_all, g_all, np.broadcast_to(pose, (len(e_all), 6)))
+        """d scores / d free rig channels at one point (source gaze), (51, F)."""
+        x0 = e[self.free]
+        step = self.options.fd_step
+        steps = np.where(x0 + step <= self.options.rig_limit, step, -step)
+        x = np.concatenate([x0[None], x0[None] + np.diag(steps)])
+        n = len(x)
+        s = self.scores(self._with(x, np.repeat(e[None], n, 0)), np.zeros((n, N_GAZE)),
+                        np.broadcast_to(pose, (n, 6)))
         return ((s[1:] - s[0]) / steps[:, None]).T
 
-    def _split(self, x: np.ndarray, e_base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        e = e_base.copy()
-        e[:, self.free] = x[:, :len(self.free)]
-        return e, x[:, len(self.free):]
-
     def solve(self, pose: np.ndarray, target: np.ndarray, e_prior: np.ndarray,
-              gaze_prior: np.ndarray, jac: np.ndarray, weights: np.ndarray,
-              move_gaze: bool = True, iterations: int | None = None,
-              offset: np.ndarray | None = None) -> tuple:
-        """Per frame ``min |w (s(x) - target)|^2 + prior |x - x_prior|^2``, bounded;
-        `offset` (N, 468, 3) per frame, see `SourceLandmarkModel.mesh`."""
+              gaze: np.ndarray, jac: np.ndarray, weights: np.ndarray,
+              iterations: int | None = None, offset: np.ndarray | None = None) -> tuple:
+        """Per frame ``min |w (s(x) - target)|^2 + prior |x - x_prior|^2``, bounded, at the
+        given `gaze` (N, 4); `offset` (N, 468, 3) per frame, see `SourceLandmarkModel.mesh`.
+        Returns the rig coefficients and the mean score error before and after."""
         o = self.options
         nf = len(self.free)
-        n = nf + N_GAZE
-        x_prior = self._pack(e_prior, gaze_prior)
-        lam = np.concatenate([np.full(nf, o.prior), np.full(N_GAZE, o.gaze_prior)])
-        g_lim = o.gaze_limit if move_gaze else 0.0
-        lo = np.concatenate([np.zeros(nf), np.full(N_GAZE, -g_lim)])
-        hi = np.concatenate([np.full(nf, o.rig_limit), np.full(N_GAZE, g_lim)])
+        x_prior = e_prior[:, self.free]
         w = np.sqrt(weights)
 
         def cost(x: np.ndarray, s: np.ndarray, idx: np.ndarray) -> np.ndarray:
             return (np.sum((w * (s - target[idx])) ** 2, 1)
-                    + np.sum(lam * (x - x_prior[idx]) ** 2, 1))
+                    + o.prior * np.sum((x - x_prior[idx]) ** 2, 1))
 
         x = x_prior.copy()
-        s = self.scores(*self._split(x, e_prior), pose, offset)
+        s = self.scores(e_prior, gaze, pose, offset)
         before = float(np.abs(s - target).mean())
         c = cost(x, s, np.arange(len(x)))
-        jt = np.broadcast_to(jac, (len(x), 51, n)).copy()
+        jt = np.broadcast_to(jac, (len(x), 51, nf)).copy()
         step = np.ones(len(x))
         active = c >= o.cost_floor
         for _ in range(o.iterations if iterations is None else iterations):
@@ -228,11 +204,11 @@ class Retargeter:
             if not len(i):
                 break
             jw = w[..., None] * jt[i]
-            a = np.einsum("tki,tkj->tij", jw, jw) + np.eye(n) * (lam + o.damping)
-            g = np.einsum("tki,tk->ti", jw, w * (s[i] - target[i])) + lam * (x[i] - x_prior[i])
+            a = np.einsum("tki,tkj->tij", jw, jw) + np.eye(nf) * (o.prior + o.damping)
+            g = np.einsum("tki,tk->ti", jw, w * (s[i] - target[i])) + o.prior * (x[i] - x_prior[i])
             delta = -np.linalg.solve(a, g[..., None])[..., 0] * step[i, None]
-            x_new = np.clip(x[i] + delta, lo, hi)
-            s_new = self.scores(*self._split(x_new, e_prior[i]), pose[i],
+            x_new = np.clip(x[i] + delta, 0.0, o.rig_limit)
+            s_new = self.scores(self._with(x_new, e_prior[i]), gaze[i], pose[i],
                                 None if offset is None else offset[i])
             c_new = cost(x_new, s_new, i)
             # Broyden: the observed change corrects this frame's Jacobian either way
@@ -249,8 +225,7 @@ class Retargeter:
             # a frame is done when a step barely helps or the steps have shrunk away
             active[i] = ~((better & (gain < o.tolerance)) | (step[i] < 1.0 / 16)
                           | (c[i] < o.cost_floor))
-        e, gaze = self._split(x, e_prior)
-        return e, gaze, before, float(np.abs(s - target).mean())
+        return self._with(x, e_prior), before, float(np.abs(s - target).mean())
 
 
 Observe = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
@@ -261,17 +236,18 @@ frames the renderer draws for them; NaN rows where it finds no face."""
 
 def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expression: np.ndarray,
              gaze: np.ndarray, ref: int, mode: str, scale: float, free: np.ndarray,
-             weights: np.ndarray, blendshapes: BlendshapeModel, move_gaze: bool = True,
+             weights: np.ndarray, blendshapes: BlendshapeModel,
              iris_response: np.ndarray | None = None, observe: Observe | None = None,
              offset: np.ndarray | None = None,
              options: RetargetOptions = RetargetOptions()) -> Retargeted:
-    """Rig coefficients and gaze for every frame so the source reads as the driver does.
+    """Rig coefficients for every frame so the source reads as the driver does.
 
-    `expression`/`gaze` are the transferred values (the prior and starting point); `free`
-    (51,) marks the rig channels that may move, `weights` (51,) the scores that count;
-    `iris_response`: see `SourceLandmarkModel`; `offset`: the motion's vertex offset (N, 468,
-    3). With `observe`, a second pass corrects the targets by what the network reads on
-    rendered frames of the first solution, where the prediction from landmarks falls short.
+    `expression` are the transferred coefficients (the prior and starting point), `gaze`
+    (N, 2, 2) the frames' gaze, held as given; `free` (51,) marks the rig channels that may
+    move, `weights` (51,) the scores that count; `iris_response`: see `SourceLandmarkModel`;
+    `offset`: the motion's vertex offset (N, 468, 3). With `observe`, a second pass corrects
+    the targets by what the network reads on rendered frames of the first solution, where the
+    prediction from landmarks falls short.
     """
     lm = SourceLandmarkModel(model, source.identity, source.identity_detail, source.pose,
                              source.expression, source.landmarks, options, iris_response)
@@ -285,28 +261,27 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     # network (about 0.7 ms a call) is most of the cost.
     n = len(pose)
     key = np.unique(np.r_[np.arange(0, n, max(options.keyframe_stride, 1)), n - 1])
-    x0 = np.concatenate([expression, gaze.reshape(n, -1)], 1)[key]
-    solve = _BlockSolver(solver, pose, offset, key, jac, weights, move_gaze)
-    e, g, before, after = solve(target[key], x0[:, :51], x0[:, 51:])
+    solve = _BlockSolver(solver, pose, np.asarray(gaze, np.float64).reshape(n, N_GAZE), offset,
+                         key, jac, weights)
+    e, before, after = solve(target[key], expression[key])
     if observe is not None:
-        correction = _observed_offset(solver, observe, pose, e, g, offset, key)
+        correction = _observed_offset(solve, observe, e)
         if correction is not None:
             # Correct only what the driver asks to change: at the source's own expression the
             # rendered face is the photo, and a read-back there is the detector's noise.
             change = np.abs(target[key] - b_src)
             correction = correction * np.clip(change / options.feedback_change, 0.0, 1.0)
             # a correction of a solved state: fewer steps
-            e, g, _, after = solve(target[key] - correction, e, g, options.iterations // 2)
+            e, _, after = solve(target[key] - correction, e, options.iterations // 2)
     t = np.arange(n)
-    x = np.stack([np.interp(t, key, c) for c in np.concatenate([e, g], 1).T], 1)
+    x = np.stack([np.interp(t, key, c) for c in e.T], 1)
     # Frames are solved independently and may settle on slightly different mixes of
     # channels; a plain Gaussian removes the jitter that adds (an edge-keeping filter would
     # keep those jumps). Blinks last a few frames: a narrower one keeps them.
     blinks = x[:, _BLINKS].copy()
     x = bilateral_filter(x, options.solution_sigma_t, np.inf)
     x[:, _BLINKS] = bilateral_filter(blinks, options.blink_sigma_t, np.inf)
-    return Retargeted(np.clip(x[:, :51], 0.0, options.rig_limit), x[:, 51:].reshape(-1, 2, 2),
-                      before, after)
+    return Retargeted(np.clip(x, 0.0, options.rig_limit), before, after)
 
 
 @dataclass
@@ -316,46 +291,47 @@ class _BlockSolver:
 
     solver: Retargeter
     pose: np.ndarray  # (N, 6), every frame
+    gaze: np.ndarray  # (N, 4), every frame
     offset: np.ndarray | None  # (N, 468, 3), every frame
     key: np.ndarray
     jac: np.ndarray
     weights: np.ndarray
-    move_gaze: bool
 
-    def __call__(self, target: np.ndarray, e: np.ndarray, gaze: np.ndarray,
-                 iterations: int | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
-        """Per keyframe rig coefficients and gaze, and the mean score error before/after."""
+    def __call__(self, target: np.ndarray, e: np.ndarray, iterations: int | None = None
+                 ) -> tuple[np.ndarray, float, float]:
+        """Per keyframe rig coefficients, and the mean score error before/after."""
         parts = []
         for b in frame_blocks(len(self.key), KEY_BLOCK):
             at = self.key[b]
             parts.append(self.solver.solve(
-                self.pose[at], target[b], e[b], gaze[b], self.jac, self.weights,
-                self.move_gaze, iterations, None if self.offset is None else self.offset[at]))
+                self.pose[at], target[b], e[b], self.gaze[at], self.jac, self.weights,
+                iterations, None if self.offset is None else self.offset[at]))
         sizes = np.array([len(p[0]) for p in parts], np.float64)
-        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                float(np.average([p[2] for p in parts], weights=sizes)),
-                float(np.average([p[3] for p in parts], weights=sizes)))
+        return (np.concatenate([p[0] for p in parts]),
+                float(np.average([p[1] for p in parts], weights=sizes)),
+                float(np.average([p[2] for p in parts], weights=sizes)))
 
 
-def _observed_offset(solver: Retargeter, observe: Observe, pose: np.ndarray, e: np.ndarray,
-                     g: np.ndarray, offset: np.ndarray | None, key: np.ndarray
+def _observed_offset(solve: _BlockSolver, observe: Observe, e: np.ndarray
                      ) -> np.ndarray | None:
     """What the network reads on rendered frames minus what the landmarks predicted, per
-    keyframe (`e`, `g` are the keyframes' solution; `pose`, `offset` every frame's),
-    interpolated over keyframes it could not read, smoothed; None if it read none."""
-    n = len(key)
+    keyframe of `solve` (`e`: their rig coefficients), interpolated over keyframes it could
+    not read, smoothed; None if it read none."""
+    solver = solve.solver
+    n = len(solve.key)
     step = max(solver.options.observe_stride, 1)
     idx = np.unique(np.r_[np.arange(0, n, step), n - 1])
     seen, gap = [], []
     for b in frame_blocks(len(idx), KEY_BLOCK):
         i = idx[b]
-        at = key[i]
-        off = None if offset is None else offset[at]
-        points = observe(pose[at], e[i], g[i].reshape(-1, 2, 2), off)
+        at = solve.key[i]
+        off = None if solve.offset is None else solve.offset[at]
+        pose, gaze = solve.pose[at], solve.gaze[at]
+        points = observe(pose, e[i], gaze.reshape(-1, 2, 2), off)
         ok = np.all(np.isfinite(points), axis=(1, 2))
         if ok.any():
             read = solver.bs(points[ok])[:, 1:]
-            predicted = solver.scores(e[i][ok], g[i][ok], pose[at][ok],
+            predicted = solver.scores(e[i][ok], gaze[ok], pose[ok],
                                       None if off is None else off[ok])
             seen.append(i[ok])
             gap.append(read - predicted)

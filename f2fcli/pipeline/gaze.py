@@ -1,0 +1,101 @@
+"""Gaze transfer by geometry: the source's irises move within their eyes as the driver's do.
+
+The blendshape network's eyeLook scores depend on each person's eye shape, and a landmarker
+reads a drawn iris differently from the mesh the scores were predicted from; matching scores
+left the eyes turning about 60% as far as the driver's. Here the driver's iris centre is
+measured in its own eye (along the corner line and up from it, in eye widths), its change
+is put on the source eye at the source's eye width, and the renderer's measured iris travel
+(`renderer.iris_response`) turns that into the renderer's gaze units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..renderers.warp import WarpSettings
+from ..tracking import keypoints as kp
+from ..tracking.smoothing import bilateral_filter, fill_missing
+from ..tracking.track import Track
+
+# Bound on the gaze, in the renderer's units (along, up): along, 1.5 puts the iris's edge in
+# the corner; the read-back travels less upwards than drawn, so more is allowed there.
+GAZE_LIMIT = (1.5, 2.5)
+
+# Per eye (image-left first): iris centre landmark and the corners, image-left to right.
+_EYES = ((468, (kp.UPPER_LID_R[0], kp.UPPER_LID_R[-1])),
+         (473, (kp.UPPER_LID_L[-1], kp.UPPER_LID_L[0])))
+
+
+def eye_frames(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For landmarks (..., 478, 2): per eye the middle of its corners (..., 2, 2), the unit
+    axes (..., 2, 2, 2: along the corner line towards image-right, and up) and the width
+    (..., 2)."""
+    mids, axes, widths = [], [], []
+    for _iris, (a, b) in _EYES:
+        d = points[..., b, :2] - points[..., a, :2]
+        w = np.linalg.norm(d, axis=-1)
+        along = d / np.maximum(w, 1e-9)[..., None]
+        up = np.stack([along[..., 1], -along[..., 0]], -1)  # image y points down
+        mids.append((points[..., a, :2] + points[..., b, :2]) / 2)
+        axes.append(np.stack([along, up], -2))
+        widths.append(w)
+    return np.stack(mids, -2), np.stack(axes, -3), np.stack(widths, -1)
+
+
+def iris_offsets(points: np.ndarray) -> np.ndarray:
+    """(..., 478, 2) landmarks -> (..., 2, 2): per eye where the iris centre sits, from the
+    middle of the corners, along and up, in eye widths."""
+    mids, axes, widths = eye_frames(points)
+    iris = np.stack([points[..., i, :2] for i, _c in _EYES], -2)
+    rel = iris - mids
+    return np.einsum("...ec,...ekc->...ek", rel, axes) / np.maximum(widths, 1e-9)[..., None]
+
+
+def driver_iris_offsets(track: Track, sigma_t: float = 1.5, sigma_r: float = 0.03
+                        ) -> np.ndarray:
+    """The driver's iris offsets per frame (T, 2, 2), missing frames filled, smoothed with an
+    edge-keeping filter (`sigma_r` eye widths) so saccades stay quick."""
+    ok = track.found & np.all(np.isfinite(track.landmarks[:, 468:478, :2]), axis=(1, 2))
+    n = len(track)
+    if not ok.any():
+        return np.zeros((n, 2, 2))
+    offsets = np.zeros((n, 4))
+    offsets[ok] = iris_offsets(np.asarray(track.landmarks[ok, :, :2], np.float64)).reshape(-1, 4)
+    offsets = fill_missing(offsets, ok)
+    return bilateral_filter(offsets, sigma_t, sigma_r).reshape(n, 2, 2)
+
+
+def transfer_gaze(track: Track, ref: int, source_landmarks: np.ndarray, mode: str,
+                  response: np.ndarray, limit: tuple[float, float] = GAZE_LIMIT,
+                  noise: float = 0.015) -> np.ndarray:
+    """The renderer's gaze (T, 2, 2) that moves the source's irises as the driver's move.
+
+    `mode` `relative` adds the driver's change since the reference frame to the source's own
+    iris position; `absolute` and `hybrid` put the source iris where the driver's sits in its
+    eye (gaze is one of hybrid's absolute channels: a driver looking at the camera makes the
+    source look at it).
+    `response` (2, 2, 2): per eye the iris travel in source pixels per unit of gaze right
+    and up; the result is bounded by `limit` units (along, up).
+    """
+    driver = driver_iris_offsets(track)
+    src = np.asarray(source_landmarks, np.float64)[None, :478, :2]
+    start = driver[ref] if mode == "relative" else iris_offsets(src)[0]
+    change = driver - start  # (T, 2, 2) eye widths
+    # The landmarker's own scatter (about a hundredth of an eye width) is no look: shrink the
+    # change by it, so an eye that does not turn is left exactly as the photo has it.
+    change = np.sign(change) * np.maximum(np.abs(change) - noise, 0.0)
+    _mids, axes, widths = eye_frames(src)
+    # eye widths -> source pixels, in image axes: (T, eye, xy)
+    pixels = np.einsum("tek,ekc->tec", change, axes[0]) * widths[0][None, :, None]
+    gaze = np.stack([pixels[:, e] @ np.linalg.pinv(response[e]) for e in range(2)], 1)
+    return np.clip(gaze, -np.asarray(limit), np.asarray(limit))
+
+
+def nominal_response(source_landmarks: np.ndarray,
+                     settings: WarpSettings = WarpSettings()) -> np.ndarray:
+    """The warp renderer's iris travel as drawn (2, 2, 2), for when it is not measured:
+    `settings.gaze_shift` eye widths along the corner line per unit of gaze, and
+    `gaze_vertical` times that upwards."""
+    _mids, axes, widths = eye_frames(np.asarray(source_landmarks, np.float64)[:478, :2])
+    scale = np.array([settings.gaze_shift, settings.gaze_shift * settings.gaze_vertical])
+    return axes * (widths[:, None, None] * scale[None, :, None])

@@ -81,9 +81,11 @@ def transfer_gaze(track: Track, ref: int, source_landmarks: np.ndarray, mode: st
     src = np.asarray(source_landmarks, np.float64)[None, :478, :2]
     start = driver[ref] if mode == "relative" else iris_offsets(src)[0]
     change = driver - start  # (T, 2, 2) eye widths
-    # The landmarker's own scatter (about a hundredth of an eye width) is no look: shrink the
-    # change by it, so an eye that does not turn is left exactly as the photo has it.
-    change = np.sign(change) * np.maximum(np.abs(change) - noise, 0.0)
+    # The landmarker's own scatter (about a hundredth of an eye width) is no look: changes
+    # within it are dropped, so an eye that does not turn is left exactly as the photo has it,
+    # and those up to twice it are eased in; real looks keep their full size.
+    size = np.abs(change)
+    change = np.sign(change) * np.clip(2.0 * (size - noise), 0.0, size)
     _mids, axes, widths = eye_frames(src)
     # eye widths -> source pixels, in image axes: (T, eye, xy)
     pixels = np.einsum("tek,ekc->tec", change, axes[0]) * widths[0][None, :, None]

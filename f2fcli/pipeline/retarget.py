@@ -11,8 +11,9 @@ uses) read the driver's change of expression:
 and solves, per keyframe, for the source's rig coefficients whose 478 landmarks (the photo's
 own, moved with the mesh) score b*(t), with the transferred coefficients as a weak prior. The
 gaze comes from geometry (`gaze.py`) and is held as given; its landmarks still count for the
-other scores (a lowered iris changes how the lids read). The solve is a bounded Gauss-Newton with one finite-difference Jacobian at the source and
-Broyden updates per frame (the network is small but not batched).
+other scores (a lowered iris changes how the lids read). The solve is a bounded Gauss-Newton
+with one finite-difference Jacobian at the source and Broyden updates per frame (the network
+is small but not batched).
 
 What a detector finds on a rendered frame is not exactly the mesh: lids half cover a shifted
 iris, lips pressed together bulge. So the renderer's iris travel is measured on probe frames

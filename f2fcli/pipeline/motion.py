@@ -146,9 +146,8 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
         options.region, np.ones(51, bool))
     expression[:, ~moving] = source.expression[~moving]
     gaze = np.zeros((n, 2, 2))
+    response = nominal_response(source.landmarks) if iris_response is None else iris_response
     if moving[_EYES].any():
-        response = nominal_response(source.landmarks) if iris_response is None \
-            else iris_response
         gaze = options.expression_scale * transfer_gaze(
             track, ref, source.landmarks, options.expression_mode, response)
     offset = None
@@ -164,7 +163,7 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
         weights[list(GAZE_CHANNELS)] = 0.0
         solved = retarget(model, source, track, pose, expression, gaze, ref,
                           options.expression_mode, options.expression_scale, moving,
-                          weights, blendshapes, iris_response=iris_response,
+                          weights, blendshapes, iris_response=response,
                           observe=observe, offset=offset,
                           options=RetargetOptions(observe_stride=observe_stride))
         expression = solved.expression

@@ -630,9 +630,8 @@ def _carry_lid_bands(xy: np.ndarray, src: np.ndarray) -> np.ndarray:
         u, b = list(upper), list(band)
         a_s, a_t = src[corners[1]] - src[corners[0]], xy[corners[1]] - xy[corners[0]]
         z = complex(*a_t) / complex(*a_s) if np.any(a_s) else 1.0
-        v = src[b] - src[u]
-        rigid = xy[u] + np.stack([z.real * v[:, 0] - z.imag * v[:, 1],
-                                  z.imag * v[:, 0] + z.real * v[:, 1]], 1)
+        v = z * ((src[b, 0] - src[u, 0]) + 1j * (src[b, 1] - src[u, 1]))  # turned, scaled
+        rigid = xy[u] + np.stack([v.real, v.imag], 1)
         n = _up_normal(xy, corners)
         above = np.maximum((xy[b] - rigid) @ n, 0.0)
         xy[b] -= above[:, None] * n

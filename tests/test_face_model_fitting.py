@@ -14,7 +14,7 @@ from f2fcli.tracking.face_model import (EXPR_INDEX, N_EXPRESSION, FaceModel, mat
                                         rotvec_to_euler_deg, rotvec_to_matrix, transform_points)
 from f2fcli.tracking.fitting import (FitOptions, choose_reference_frame, fit_image, fit_sequence,
                                      robust_procrustes, similarity_procrustes, transfer_expression,
-                                     transfer_motion, transfer_pose)
+                                     transfer_motion, transfer_pose, transfer_rig)
 
 
 @pytest.fixture(scope="module")
@@ -379,3 +379,22 @@ def test_rig_refinement_learns_a_stronger_jaw(model: FaceModel) -> None:
 
     assert ratio(plain) > 1.1
     assert ratio(refined) == pytest.approx(1.0, rel=0.05)
+
+
+def test_rig_transfer_carries_changes_not_the_fits_resting_values() -> None:
+    names = ["eyeBlinkLeft", "mouthPucker", "mouthSmileLeft", "mouthRollUpper"]
+    idx = [EXPR_INDEX[n] for n in names]
+    e_s, e_d, e_ref = (np.zeros(N_EXPRESSION) for _ in range(3))
+    # the driver's fit rests with a pucker and a rolled lip that the source's fit has not
+    e_s[idx] = [0.2, 0.1, 0.0, 0.0]
+    e_ref[idx] = [0.0, 0.6, 0.0, 0.4]
+    e_d[idx] = [1.0, 0.0, 0.9, 0.0]
+    # released channels go below the source's zero: the same vertex motion (linear rig);
+    # a full blink stays a full blink
+    np.testing.assert_allclose(transfer_rig(e_s, e_d, e_ref, "hybrid")[idx],
+                               [1.0, -0.5, 0.9, -0.4])
+    np.testing.assert_allclose(transfer_rig(e_s, e_d, e_ref, "relative")[idx],
+                               [1.2, -0.5, 0.9, -0.4])
+    np.testing.assert_allclose(transfer_rig(e_s, e_d, e_ref, "absolute")[idx], e_d[idx])
+    # at the reference the source keeps its own expression
+    np.testing.assert_allclose(transfer_rig(e_s, e_ref, e_ref, "hybrid"), e_s)

@@ -9,7 +9,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from ..tracking.face_model import ARKIT_NAMES, GAZE_CHANNELS, FaceModel, transform_points
 from ..tracking.fitting import (choose_reference_frame, fit_residual, similarity_2d,
-                                transfer_expression, transfer_pose)
+                                transfer_pose, transfer_rig)
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import fill_missing
 from ..tracking.track import Track, frame_blocks
@@ -130,10 +130,9 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
     """
     ref = reference_frame(track, options.ref_frame, source.landmarks)
     n = len(track)
-    expression = transfer_expression(source.expression, track.expression,
-                                     track.expression[ref], options.expression_mode)
-    expression = np.clip(source.expression + options.expression_scale
-                         * (expression - source.expression), 0.0, 1.0)
+    expression = transfer_rig(source.expression, track.expression, track.expression[ref],
+                              options.expression_mode)
+    expression = source.expression + options.expression_scale * (expression - source.expression)
     still = np.broadcast_to(source.pose, (n, 6))
     if options.pose_mode == "off" or options.region in ("expression", "eyes", "lips"):
         pose = still.copy()

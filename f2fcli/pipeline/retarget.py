@@ -194,6 +194,9 @@ class Retargeter:
                     + o.prior * np.sum((x - x_prior[idx]) ** 2, 1))
 
         x = x_prior.copy()
+        # a transferred coefficient may lie outside the rig's range (relative transfer)
+        lower = np.minimum(x_prior, 0.0)
+        upper = np.maximum(x_prior, o.rig_limit)
         s = self.scores(e_prior, gaze, pose, offset)
         before = float(np.abs(s - target).mean())
         c = cost(x, s, np.arange(len(x)))
@@ -208,7 +211,7 @@ class Retargeter:
             a = np.einsum("tki,tkj->tij", jw, jw) + np.eye(nf) * (o.prior + o.damping)
             g = np.einsum("tki,tk->ti", jw, w * (s[i] - target[i])) + o.prior * (x[i] - x_prior[i])
             delta = -np.linalg.solve(a, g[..., None])[..., 0] * step[i, None]
-            x_new = np.clip(x[i] + delta, 0.0, o.rig_limit)
+            x_new = np.clip(x[i] + delta, lower[i], upper[i])
             s_new = self.scores(self._with(x_new, e_prior[i]), gaze[i], pose[i],
                                 None if offset is None else offset[i])
             c_new = cost(x_new, s_new, i)
@@ -282,7 +285,8 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     blinks = x[:, _BLINKS].copy()
     x = bilateral_filter(x, options.solution_sigma_t, np.inf)
     x[:, _BLINKS] = bilateral_filter(blinks, options.blink_sigma_t, np.inf)
-    return Retargeted(np.clip(x, 0.0, options.rig_limit), before, after)
+    return Retargeted(np.clip(x, np.minimum(expression, 0.0),
+                              np.maximum(expression, options.rig_limit)), before, after)
 
 
 @dataclass

@@ -38,8 +38,8 @@ rig) come from that many evenly spaced frames, and then steps 2, 3a, 3d and
 3e run on every frame with them held fixed, ``chunk_frames`` at a time, so
 the working memory does not grow with the video.
 
-Transfer (``transfer_motion``): expression absolute, relative
-(``e_s + e_d - e_ref``, clipped) or hybrid per channel; pose relative
+Transfer (``transfer_motion``): rig coefficients absolute, relative
+(``e_s + e_d - e_ref``) or hybrid per channel (``transfer_rig``); pose relative
 (``R_d R_ref^-1 R_s``, translation and scale changes relative to the
 reference, scaled to the source) or absolute.  The driver reference frame
 is chosen by ``choose_reference_frame`` unless given.
@@ -60,7 +60,8 @@ __all__ = [
     "FitOptions", "Identity", "SequenceFit", "TransferResult",
     "landmarks_to_camera", "similarity_procrustes", "robust_procrustes",
     "fit_sequence", "fit_image", "keypoint_error", "choose_reference_frame",
-    "transfer_expression", "transfer_pose", "transfer_motion", "refine_rig", "fit_residual",
+    "transfer_expression", "transfer_rig", "transfer_pose", "transfer_motion", "refine_rig",
+    "fit_residual",
     "similarity_2d",
 ]
 
@@ -534,7 +535,8 @@ def fit_residual(model: FaceModel, landmarks: np.ndarray, hp: np.ndarray,
 
 def transfer_expression(e_src: np.ndarray, e_drv: np.ndarray, e_ref: np.ndarray,
                         mode: str = "hybrid") -> np.ndarray:
-    """Driver expression for the source.
+    """Driver expression for the source, for quantities that mean the same on every face
+    (blendshape scores).
 
     ``absolute``: e_d (the paper).  ``relative``: clip(e_s + e_d - e_ref).
     ``hybrid``: absolute on the contact channels (blinks, jawOpen,
@@ -553,6 +555,35 @@ def transfer_expression(e_src: np.ndarray, e_drv: np.ndarray, e_ref: np.ndarray,
         out[..., absolute] = e_drv[..., absolute]
         return out
     raise ValueError(f"unknown expression transfer mode {mode!r}")
+
+
+def transfer_rig(e_src: np.ndarray, e_drv: np.ndarray, e_ref: np.ndarray,
+                 mode: str = "hybrid") -> np.ndarray:
+    """Driver rig coefficients for the source, whose own fit is a different one.
+
+    Two fits split a face between identity and expression differently (the same photo can
+    fit with a pucker of 0.16 alone and 0.6 within a video), so absolute coefficients do not
+    carry over; changes do, and the rig is linear. ``relative`` (and ``hybrid``): e_s + e_d -
+    e_ref, not clipped: a channel the driver releases from its reference moves the source by
+    the same vertices even below the source's zero. ``hybrid`` stretches the contact
+    channels' way up so that the driver's 1 is the source's 1 (lids and lips close fully);
+    ``absolute``: e_d (the paper).
+    """
+    e_drv = np.asarray(e_drv, np.float64)
+    e_src = np.broadcast_to(np.asarray(e_src, np.float64), e_drv.shape)
+    e_ref = np.broadcast_to(np.asarray(e_ref, np.float64), e_drv.shape)
+    if mode == "absolute":
+        return e_drv.copy()
+    if mode not in ("relative", "hybrid"):
+        raise ValueError(f"unknown expression transfer mode {mode!r}")
+    out = e_src + e_drv - e_ref
+    if mode == "hybrid":
+        c = list(CONTACT_CHANNELS)
+        up = e_drv[..., c] > e_ref[..., c]
+        rise = (e_drv[..., c] - e_ref[..., c]) * (1.0 - e_src[..., c]) \
+            / np.maximum(1.0 - e_ref[..., c], 1e-6)
+        out[..., c] = np.where(up, e_src[..., c] + rise, out[..., c])
+    return out
 
 
 def transfer_pose(hp_src: np.ndarray, hp_drv: np.ndarray, hp_ref: np.ndarray,
@@ -601,8 +632,7 @@ def transfer_motion(model: FaceModel, source: SequenceFit, driver_hp: np.ndarray
     if ref_index is None:
         ref_index = choose_reference_frame(driver_hp, driver_expression)
     hp = transfer_pose(hp_s, driver_hp, driver_hp[ref_index], pose_mode)
-    e = transfer_expression(e_s, driver_expression, driver_expression[ref_index],
-                            expression_mode)
+    e = transfer_rig(e_s, driver_expression, driver_expression[ref_index], expression_mode)
     kps = model.reenact_keypoints(hp, e, source.identity.s, source.identity.detail)
     return TransferResult(hp=hp, expression=e, keypoints72=kps, ref_index=int(ref_index),
                           options={"expression_mode": expression_mode, "pose_mode": pose_mode})

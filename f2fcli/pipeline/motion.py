@@ -30,8 +30,9 @@ _LIPS = np.array([n.startswith(("jaw", "mouth")) for n in ARKIT_NAMES])
 class MotionOptions:
     """How the driver's motion is put on the source.
 
-    expression_mode: `hybrid` (default; blinks, jaw and lip closure absolute, the rest relative
-    to the driver's neutral reference frame), `relative` or `absolute` (the paper).
+    expression_mode: `hybrid` (default; changes from the driver's neutral reference frame,
+    with blinks, jaw and lip closure stretched to close fully, see `fitting.transfer_rig`),
+    `relative` or `absolute` (the paper).
     pose_mode: `relative` (the driver's head motion since the reference frame, applied to the
     source's pose), `absolute` (the driver's pose in the source image) or `off` (source pose).
     region: which parts move: all, expression (no head motion), pose (no expression),

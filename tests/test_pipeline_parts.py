@@ -343,3 +343,27 @@ def test_read_back_corrects_a_renderer_that_shows_less(astronaut_file: Path) -> 
     fed_error, plain_error = read_error(fed), read_error(plain)
     assert fed_error[jaw] < 0.8 * plain_error[jaw]  # the channel the renderer weakens (0.71)
     assert fed_error.mean() < 0.95 * plain_error.mean()  # (0.89)
+
+
+def test_solver_anchors_start_from_the_source_and_blend_smoothly() -> None:
+    from f2fcli.pipeline.retarget import _anchors
+
+    rng = np.random.default_rng(3)
+    source = np.zeros(51)
+    free = np.arange(10, 30)
+    # two groups of driven expressions: near rest and a strong shape
+    driven = np.zeros((40, 51))
+    driven[20:, free[:5]] = 0.8
+    driven[:, free] += rng.normal(0.0, 0.02, (40, len(free)))
+    anchors, weights = _anchors(source, driven, free, 4)
+    assert np.allclose(anchors[0], source) and len(anchors) <= 4
+    assert np.allclose(weights.sum(1), 1.0)
+    # rest frames lean on the source's slopes, the strong shape's on an anchor near it
+    assert weights[:20, 0].mean() > 0.5
+    strong = np.argmax(weights[20:].mean(0))
+    assert strong > 0 and np.allclose(anchors[strong, free[:5]], 0.8, atol=0.1)
+    # the weights change little between neighbouring expressions (no jumps between frames)
+    near = driven[25:26].copy()
+    near[0, free] += 0.01
+    _, w2 = _anchors(source, np.concatenate([driven, near]), free, 4)
+    assert np.abs(w2[-1] - w2[25]).max() < 0.1

@@ -12,8 +12,9 @@ and solves, per keyframe, for the source's rig coefficients whose 478 landmarks 
 own, moved with the mesh) score b*(t), with the transferred coefficients as a weak prior. The
 gaze comes from geometry (`gaze.py`) and is held as given; its landmarks still count for the
 other scores (a lowered iris changes how the lids read). The solve is a bounded Gauss-Newton
-with one finite-difference Jacobian at the source and Broyden updates per frame (the network
-is small but not batched).
+that starts each frame from finite-difference Jacobians at a few anchor expressions (the
+source's and the centres of the driven ones, blended by distance) and updates them per frame
+by Broyden steps (the network is small but not batched).
 
 What a detector finds on a rendered frame is not exactly the mesh: lids half cover a shifted
 iris, lips pressed together bulge. So the renderer's iris travel is measured on probe frames
@@ -65,6 +66,7 @@ class RetargetOptions:
     blink_sigma_t: float = 1.2  # frames; the same for the blink channels
     keyframe_stride: int = 2  # solve every this many frames, interpolate between
     observe_stride: int = 1  # render every this many keyframes to correct the targets
+    anchors: int = 4  # expressions (the source's included) whose slopes start the solve
     feedback_change: float = 0.1  # score change from the source's at which the correction is full
 
 
@@ -167,16 +169,22 @@ class Retargeter:
         e[:, self.free] = x
         return e
 
-    def jacobian(self, e: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        """d scores / d free rig channels at one point (source gaze), (51, F)."""
-        x0 = e[self.free]
+    def jacobians(self, anchors: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        """d scores / d free rig channels at each of `anchors` (K, 51), source gaze and
+        `pose`: (K, 51, F), by forward differences in one batch."""
+        nf = len(self.free)
         step = self.options.fd_step
-        steps = np.where(x0 + step <= self.options.rig_limit, step, -step)
-        x = np.concatenate([x0[None], x0[None] + np.diag(steps)])
+        rows = []
+        for e in anchors:
+            x0 = e[self.free]
+            steps = np.where(x0 + step <= self.options.rig_limit, step, -step)
+            rows.append((np.concatenate([x0[None], x0[None] + np.diag(steps)]), steps))
+        x = np.concatenate([r[0] for r in rows])
+        base = np.repeat(anchors, nf + 1, 0)
         n = len(x)
-        s = self.scores(self._with(x, np.repeat(e[None], n, 0)), np.zeros((n, N_GAZE)),
-                        np.broadcast_to(pose, (n, 6)))
-        return ((s[1:] - s[0]) / steps[:, None]).T
+        s = self.scores(self._with(x, base), np.zeros((n, N_GAZE)), np.broadcast_to(pose, (n, 6)))
+        s = s.reshape(len(anchors), nf + 1, 51)
+        return np.stack([((sk[1:] - sk[0]) / st[:, None]).T for sk, (_x, st) in zip(s, rows)])
 
     def solve(self, pose: np.ndarray, target: np.ndarray, e_prior: np.ndarray,
               gaze: np.ndarray, jac: np.ndarray, weights: np.ndarray,
@@ -200,7 +208,7 @@ class Retargeter:
         s = self.scores(e_prior, gaze, pose, offset)
         before = float(np.abs(s - target).mean())
         c = cost(x, s, np.arange(len(x)))
-        jt = np.broadcast_to(jac, (len(x), 51, nf)).copy()
+        jt = np.broadcast_to(jac, (len(x), 51, nf)).copy()  # (51, F) or one per frame
         step = np.ones(len(x))
         active = c >= o.cost_floor
         for _ in range(o.iterations if iterations is None else iterations):
@@ -260,11 +268,16 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     b_drv = driver_scores(track, blendshapes, options)
     target = transfer_expression(b_src, b_drv, b_drv[ref], mode)
     target = np.clip(b_src + scale * (target - b_src), 0.0, 1.0)
-    jac = solver.jacobian(source.expression, source.pose)
-    # Solve on keyframes and interpolate: the targets are smooth at this scale, and the
-    # network (about 0.7 ms a call) is most of the cost.
+    # The rig reads differently at different expressions (a jaw that barely registers at rest
+    # does once the lips part), so each keyframe starts from the slopes at the nearest of a
+    # few anchors: the source's own expression and the centres of the driven ones.
     n = len(pose)
     key = np.unique(np.r_[np.arange(0, n, max(options.keyframe_stride, 1)), n - 1])
+    anchors, weights_k = _anchors(source.expression, expression[key], solver.free,
+                                  options.anchors)
+    jac = np.einsum("nk,kij->nij", weights_k, solver.jacobians(anchors, source.pose))
+    # Solve on keyframes and interpolate: the targets are smooth at this scale, and the
+    # network (about 0.7 ms a call) is most of the cost.
     solve = _BlockSolver(solver, pose, np.asarray(gaze, np.float64).reshape(n, N_GAZE), offset,
                          key, jac, weights)
     e, before, after = solve(target[key], expression[key])
@@ -299,7 +312,7 @@ class _BlockSolver:
     gaze: np.ndarray  # (N, 4), every frame
     offset: np.ndarray | None  # (N, 468, 3), every frame
     key: np.ndarray
-    jac: np.ndarray
+    jac: np.ndarray  # (keyframes, 51, F): the slopes each keyframe starts from
     weights: np.ndarray
 
     def __call__(self, target: np.ndarray, e: np.ndarray, iterations: int | None = None
@@ -309,7 +322,7 @@ class _BlockSolver:
         for b in frame_blocks(len(self.key), KEY_BLOCK):
             at = self.key[b]
             parts.append(self.solver.solve(
-                self.pose[at], target[b], e[b], self.gaze[at], self.jac, self.weights,
+                self.pose[at], target[b], e[b], self.gaze[at], self.jac[b], self.weights,
                 iterations, None if self.offset is None else self.offset[at]))
         sizes = np.array([len(p[0]) for p in parts], np.float64)
         return (np.concatenate([p[0] for p in parts]),
@@ -346,3 +359,28 @@ def _observed_offset(solve: _BlockSolver, observe: Observe, e: np.ndarray
     t = np.arange(n)
     offset = np.stack([np.interp(t, at, gap[:, c]) for c in range(51)], 1)
     return bilateral_filter(offset, 1.0, np.inf)
+
+
+def _anchors(source: np.ndarray, driven: np.ndarray, free: np.ndarray, count: int,
+             iterations: int = 10, softness: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `count` anchor expressions (K, 51) for the driven ones (N, 51): the source's,
+    then k-means centres of the driven (free channels) seeded farthest-first; and each driven
+    expression's weights over them (N, K): inverse squared distance (`softness` keeps it
+    finite), so that neighbouring frames start from nearly the same slopes."""
+    x = driven[:, free]
+    centres = [source[free]]
+    for _ in range(max(count, 1) - 1):
+        d = np.min([np.sum((x - c) ** 2, 1) for c in centres], 0)
+        if d.max() <= 1e-12:
+            break
+        centres.append(x[int(np.argmax(d))])
+    centres = np.array(centres)
+    for _ in range(iterations):
+        nearest = np.argmin(((x[:, None] - centres[None]) ** 2).sum(-1), 1)
+        for k in range(1, len(centres)):  # the source's anchor stays where it is
+            if np.any(nearest == k):
+                centres[k] = x[nearest == k].mean(0)
+    inverse = 1.0 / (((x[:, None] - centres[None]) ** 2).sum(-1) + softness)
+    anchors = np.repeat(source[None], len(centres), 0)
+    anchors[:, free] = centres
+    return anchors, inverse / inverse.sum(1, keepdims=True)

@@ -252,7 +252,7 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Output the rendered face crop instead of the full source image."),
         click.option("--expression-mode", type=click.Choice(["hybrid", "relative", "absolute"]),
                      default="hybrid", show_default=True,
-                     help="Expression transfer (hybrid: relative, lids/jaw/lips still close fully)."),
+                     help="Expression transfer (hybrid: relative; lids, jaw, lips close fully)."),
         click.option("--pose-mode", type=click.Choice(["relative", "absolute", "off"]),
                      default="relative", show_default=True, help="Head-pose transfer."),
         click.option("--expression-scale", type=click.FloatRange(0.0, 3.0), default=1.0,

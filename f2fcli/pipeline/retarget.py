@@ -269,8 +269,8 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     target = transfer_expression(b_src, b_drv, b_drv[ref], mode)
     target = np.clip(b_src + scale * (target - b_src), 0.0, 1.0)
     # The rig reads differently at different expressions (a jaw that barely registers at rest
-    # does once the lips part), so each keyframe starts from the slopes at the nearest of a
-    # few anchors: the source's own expression and the centres of the driven ones.
+    # does once the lips part), so each keyframe starts from the slopes at a few anchors,
+    # the source's own expression and the centres of the driven ones, blended by distance.
     n = len(pose)
     key = np.unique(np.r_[np.arange(0, n, max(options.keyframe_stride, 1)), n - 1])
     anchors, weights_k = _anchors(source.expression, expression[key], solver.free,

@@ -365,6 +365,8 @@ def test_settings_are_checked():
         WarpSettings(lash_open=0.0)
     with pytest.raises(ValueError):
         WarpSettings(lash_shade=1.5)
+    with pytest.raises(ValueError):
+        WarpSettings(crown_plateau=1.0)
 
 
 def test_gaze_slides_the_eye_interior(face, renderer, prepared):
@@ -427,3 +429,51 @@ def test_a_lowering_lid_carries_its_lash_band_down(fitted, face, renderer, prepa
         lash_band = luma(crop)[between(pts)].mean()
         uncovered = luma(out)[between(target)].mean()
         assert uncovered > lash_band + 5.0  # stretched, the band stays as dark (-3)
+
+
+def crown_patch(pts: np.ndarray, renderer: WarpRenderer, out: float, half: int = 4
+                ) -> tuple[slice, slice]:
+    """A small window `out` face radii straight above the top of the face outline."""
+    outline = face_outline(pts, renderer)
+    top = outline[np.argmin(outline[:, 1])]
+    y = int(np.rint(top[1] - out * face_radius(outline)))
+    x = int(np.rint(top[0]))
+    return slice(y - half, y + half + 1), slice(x - 3 * half, x + 3 * half + 1)
+
+
+def test_the_hair_on_top_moves_with_the_head(face, renderer, prepared):
+    crop, pts = face
+    target, _ = similarity(pts, 0.0, 1.0, (0.0, -8.0))
+    out = renderer.render(prepared, target[None])[0]
+    rows, cols = crown_patch(pts, renderer, 0.25)
+    above = (slice(rows.start - 8, rows.stop - 8), cols)
+    # a quarter radius above the forehead the picture rides up with the head ...
+    assert np.abs(luma(out[above]) - luma(crop[rows, cols])).mean() < 6.0
+    assert np.abs(luma(out[above]) - luma(crop[above])).mean() > \
+        np.abs(luma(out[above]) - luma(crop[rows, cols])).mean() + 3.0
+    # ... while beside the face, as far out, it has already nearly stopped
+    test_background_motion_is_smooth_outside_the_face(face, renderer, prepared)
+
+
+def nod(pts: np.ndarray, degrees: float) -> np.ndarray:
+    """Tip the head forward about a horizontal axis level with the chin at the ears' depth,
+    roughly where the skull sits on the spine (y down, z away from the camera)."""
+    a = np.radians(degrees)
+    c = np.array([pts[:, 0].mean(), pts[152, 1], pts[[234, 454], 2].mean()])
+    rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    return (pts - c) @ rot.T + c
+
+
+def test_a_nod_turns_the_crown_less_than_the_forehead(face, renderer, prepared):
+    crop, pts = face
+    target = nod(pts, 12.0)
+    top = int(np.argmin(pts[renderer._boundary, 1]))
+    forehead_drop = float(target[renderer._boundary[top], 1] - pts[renderer._boundary[top], 1])
+    assert forehead_drop > 4.0
+    out = renderer.render(prepared, target[None])[0]
+    rows, cols = crown_patch(pts, renderer, 0.2, half=8)
+    a = luma(crop[rows, cols]).astype(np.float32)
+    b = luma(out[rows, cols]).astype(np.float32)
+    (_dx, dy), _r = cv2.phaseCorrelate(a, b)
+    # the skull above curves back towards the pivot: its outline moves, but less
+    assert 0.15 * forehead_drop < dy < 0.6 * forehead_drop

@@ -20,8 +20,12 @@ source pixel) that is piecewise affine over a *render mesh*:
   on the crop border and never moves, nor do the pixels outside all rings
   (the corners).  The band is narrow (0.4 face radii): body, background
   and the outline of a turning head stay where they are, as in real
-  footage.  The field is continuous across the contour (the rings share
-  its vertices) and the crop border stays still for the paste-back.
+  footage.  Above the forehead it is wider (``crown_*``): the hair there
+  rides on the skull, each ring vertex moved by the head's rigid motion
+  (a similarity fitted to the upper face, in 3D) at a depth that recedes
+  to the ears' as the skull curves back, so a nod turns the hair with it.
+  The field is continuous across the contour (the rings share its
+  vertices) and the crop border stays still for the paste-back.
 * **Eyes**: the strip between the lids is drawn *behind* the face
   triangles, with its own copies of the lid vertices.  Where the driven
   lid gap is smaller than the source's, those copies get virtual source
@@ -79,6 +83,7 @@ _EYES = (
 _LIP_UP = np.array(kp.LIP_INNER_UPPER)
 _LIP_LO = np.array(kp.LIP_INNER_LOWER)
 _LIP_CORNERS = (kp.LIP_INNER_UPPER[0], kp.LIP_INNER_UPPER[-1])
+_EARS = (234, 454)  # the mesh's outermost points beside the eyes, near the ears' depth
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,13 @@ class WarpSettings:
     falloff: float = 0.4
     plateau: float = 0.1
     ring_fractions: tuple[float, ...] = (0.15, 0.3, 0.5, 0.7, 0.85, 1.0)
+    # Above the forehead the hair sits on the skull and moves with the head: rays within
+    # `crown_angle` degrees of the face's up direction blend to a reach of `crown_falloff`
+    # radii with a `crown_plateau` share riding rigidly on the head (a flat, squashed hairline
+    # showed on every nod and brow raise when the hair stayed put).
+    crown_falloff: float = 1.0
+    crown_plateau: float = 0.5
+    crown_angle: float = 60.0
     eye_mode: str = "centre"  # how a narrowed eye shows the source eye, see EYE_MODES
     eye_centre: float = 0.5  # 'centre' mode: height of the kept band in the source opening
     eye_shut: float = 0.4  # 'centre' mode: below this share of its opening an eye closes like 'cover'
@@ -121,6 +133,8 @@ class WarpSettings:
             raise ValueError("ring_fractions must be increasing and positive")
         if not 0.0 < self.background_scale <= 1.0:
             raise ValueError("background_scale must be in (0, 1]")
+        if self.crown_falloff <= 0.0 or not 0.0 <= self.crown_plateau < 1.0:
+            raise ValueError("crown_falloff must be positive and crown_plateau in [0, 1)")
         if not 0.0 <= self.lash_shade <= 1.0 or self.lash_open <= 0.0:
             raise ValueError("lash_shade must be in [0, 1] and lash_open positive")
 
@@ -136,8 +150,11 @@ class PreparedSource:
     interior_tris: np.ndarray  # (E, 3) eye and mouth strips, drawn behind the face
     ring_tris: np.ndarray  # (G, 3) background triangles, drawn first
     boundary: np.ndarray  # (B,) face-contour vertex indices, in loop order
-    ring_weights: np.ndarray  # (K,) falloff of each ring beyond the contour
+    ring_weights: np.ndarray  # (K, B) falloff of each ring vertex beyond the contour
     ring_src: np.ndarray  # (K, B, 2) source positions of the ring vertices
+    ring_depth: np.ndarray  # (K, B) depth given to the ring vertices (the skull's, on top)
+    crown: np.ndarray  # (B,) 1 where a contour vertex's ray leaves the face through the hair
+    upper_face: np.ndarray  # mesh indices above the nose tip: the head's rigid part
     orientation: float  # +1 / -1: winding sign of front-facing triangles
     eye_dups: list  # per eye: render indices of the duplicated (upper, lower) lid vertices
     mouth_mu: np.ndarray  # (11,) render indices of the upper cavity edge (corners included)
@@ -253,15 +270,25 @@ class WarpRenderer:
         # motion ends this far (px) inside the border, so the coarse grid keeps it still
         margin = 2.5 / scale
         room = np.maximum(t_exit - radius - margin / np.maximum(cos, 0.25), 0.0)
-        reach = np.maximum(np.minimum(room, s.falloff * face_r), 1e-3)
+        up = xy[10] - xy[152]
+        up = up / max(np.linalg.norm(up), 1e-9)
+        cos_c = np.cos(np.radians(s.crown_angle))
+        crown = _smoothstep_array(np.clip((d @ up - cos_c) / max(1.0 - cos_c, 1e-6), 0.0, 1.0))
+        falloff = s.falloff + crown * (s.crown_falloff - s.falloff)
+        reach = np.maximum(np.minimum(room, falloff * face_r), 1e-3)
         fr = np.asarray(s.ring_fractions, np.float64)
         ring_src = [b_xy + f * reach[:, None] * d for f in fr]
-        pl = min(max(s.plateau, 0.0), 0.95)
-        weights = [1.0 - _smoothstep((f - pl) / (1.0 - pl)) for f in fr]
+        pl = np.clip(s.plateau + crown * (s.crown_plateau - s.plateau), 0.0, 0.95)
+        weights = [1.0 - _smoothstep_array((f - pl) / (1.0 - pl)) for f in fr]
         # the crop border itself: fixed
         ring_src.append(centre + np.maximum(t_exit, radius)[:, None] * d)
-        weights.append(0.0)
+        weights.append(np.zeros(len(d)))
         ring_src = np.stack(ring_src)
+        # the hair on top sits on the skull, which curves back to the depth of the ears
+        z_b, z_c = pts[boundary, 2], float(pts[list(_EARS), 2].mean())
+        # (its outline, where the plateau ends)
+        back = np.clip(np.r_[fr, 1.0][:, None] / np.maximum(pl, 1e-3)[None], 0.0, 1.0)
+        ring_depth = z_b[None] + back * (z_c - z_b)[None]
         ring_w = np.asarray(weights)
         nb = len(boundary)
         ring_idx = [boundary]
@@ -309,7 +336,8 @@ class WarpRenderer:
         return PreparedSource(
             image=image, points=pts, src_xy=src_xy, face_tris=face_tris,
             interior_tris=np.concatenate(interior, 0), ring_tris=ring_tris,
-            boundary=boundary, ring_weights=ring_w, ring_src=ring_src,
+            boundary=boundary, ring_weights=ring_w, ring_src=ring_src, ring_depth=ring_depth,
+            crown=crown, upper_face=np.flatnonzero((xy - xy[1]) @ up > 0),
             orientation=orientation, eye_dups=eye_dups, mouth_mu=mu, mouth_ml=ml,
             colours=colours, teeth_share=teeth_share, scale_px=max(h, w) / 512.0,
             clean=clean, irises=irises, lashes=lashes, evaluator=FieldEvaluator((h, w), scale))
@@ -433,10 +461,11 @@ class WarpRenderer:
         dst[p.mouth_mu[1:-1]] = tgt[u_i] + sp * frac * span
         dst[p.mouth_ml[1:-1]] = tgt[l_i] - (1.0 - sp) * frac * span
 
-        # background rings: contour displacement times the falloff
-        disp_b = tgt[p.boundary] - src_mesh[p.boundary]
+        # background rings: contour displacement (on top, with the skull's) times the falloff
+        disp_b = (tgt[p.boundary] - src_mesh[p.boundary])[None] \
+            + p.crown[None, :, None] * _skull_lever(p, target)
         base = N_MESH + sum(len(u) + len(lo) for u, lo in p.eye_dups) + 18
-        ring_dst = p.ring_src + p.ring_weights[:, None, None] * disp_b[None]
+        ring_dst = p.ring_src + p.ring_weights[:, :, None] * disp_b
         dst[base:base + n_rings * nb] = ring_dst.reshape(-1, 2)
 
         # draw list: rings, interior strips, face far -> near
@@ -505,11 +534,6 @@ def _mesh_topology() -> tuple[np.ndarray, np.ndarray]:
 
 def _smoothstep_array(t: np.ndarray) -> np.ndarray:
     t = np.clip(t, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def _smoothstep(t: float) -> float:
-    t = min(max(t, 0.0), 1.0)
     return t * t * (3.0 - 2.0 * t)
 
 
@@ -597,6 +621,29 @@ def _soften_folds(img: np.ndarray, dx: np.ndarray, dy: np.ndarray, ids: np.ndarr
     ys = ys + (y0 - by0)
     xs = xs + (x0 - bx0)
     box[ys, xs] = soft[ys, xs]
+
+
+def _skull_lever(p: PreparedSource, target: np.ndarray) -> np.ndarray:
+    """(K, B, 2): how much further than its contour vertex each ring vertex moves when it
+    rides rigidly on the head (the similarity that maps the source's upper face onto the
+    driven one, applied in 3D at the ring's depth)."""
+    src = p.points[p.upper_face]
+    dst = np.asarray(target, np.float64)[p.upper_face, :3]
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(b.T @ a)
+    fix = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ fix @ vt
+    scale = float((sig * np.diag(fix)).sum() / max((a * a).sum(), 1e-12))
+    lin = scale * rot
+
+    def moved(xy: np.ndarray, z: np.ndarray) -> np.ndarray:
+        x = np.concatenate([xy, z[..., None]], -1) - mu_s
+        return (x @ lin.T)[..., :2] + mu_d[:2] - xy
+
+    b_xy = p.points[p.boundary, :2]
+    at_contour = moved(b_xy, p.points[p.boundary, 2])
+    return moved(p.ring_src, p.ring_depth) - at_contour[None]
 
 
 def _eye_ring(pts: np.ndarray, eye: int) -> np.ndarray:

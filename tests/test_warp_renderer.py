@@ -477,3 +477,30 @@ def test_a_nod_turns_the_crown_less_than_the_forehead(face, renderer, prepared):
     (_dx, dy), _r = cv2.phaseCorrelate(a, b)
     # the skull above curves back towards the pivot: its outline moves, but less
     assert 0.15 * forehead_drop < dy < 0.6 * forehead_drop
+
+
+def test_where_the_iris_was_the_white_of_the_eye_shows(face, renderer):
+    crop, pts = face
+    # heavy lashes along the upper lids: painting the iris out from its surroundings alone
+    # then gives a murky disc
+    lashed = crop.copy()
+    for eye, box in eye_boxes(pts):
+        rows = np.nonzero(eye.any(1))[0]
+        band = eye & (np.arange(R)[:, None] < rows.min() + 0.4 * (rows.max() - rows.min()))
+        lashed[band] = (lashed[band] * 0.25).astype(np.uint8)
+    gaze = np.array([[[1.0, 0.0], [1.0, 0.0]]])
+    out = luma(renderer.render(renderer.prepare(lashed, pts), pts[None], gaze=gaze)[0])
+    plain_renderer = WarpRenderer(WarpSettings(sclera=0.0))
+    plain = luma(plain_renderer.render(plain_renderer.prepare(lashed, pts), pts[None],
+                                       gaze=gaze)[0])
+    for eye, box in eye_boxes(pts):
+        before = luma(crop)[box]
+        m = eye[box]
+        white = np.percentile(before[m], 85)
+        # where the iris was and the moved one does not reach: the left part of its dark blob
+        cols = np.arange(before.shape[1])[None, :]
+        dark = (before < np.percentile(before[m], 25)) & m
+        left = dark & (cols < np.percentile(np.nonzero(dark)[1], 30))
+        now, murky = out[box][left].mean(), plain[box][left].mean()
+        assert now > murky + 10.0, (now, murky)
+        assert now > 0.7 * white, (now, white)

@@ -2,10 +2,11 @@
 
 Sliding the eye interior through the mesh (the older way) compresses the iris against one
 corner and stretches it away from the other, so a sideways look smears it and it cannot
-reach the corner. Here the source eye is prepared once without its iris (inpainted sclera)
-and the iris as a separate patch; per frame the opening is drawn from the iris-free source
-through the same warp, and the iris patch is laid over it at its warped position plus the
-gaze shift, clipped by the driven lids.
+reach the corner. Here the source eye is prepared once without its iris (inpainted, then
+lightened towards the white that shows beside it: inpainting alone pulls in the lashes and
+leaves a murky disc where the iris was) and the iris as a separate patch; per frame the
+opening is drawn from the iris-free source through the same warp, and the iris patch is laid
+over it at its warped position plus the gaze shift, clipped by the driven lids.
 """
 
 from __future__ import annotations
@@ -85,11 +86,31 @@ def find_iris(image: np.ndarray, ring: np.ndarray, width: float) -> tuple[np.nda
     return found, IRIS_RADIUS * width
 
 
+def sclera_tone(image: np.ndarray, ring: np.ndarray, centre: np.ndarray, radius: float,
+                share: float = 0.4) -> np.ndarray | None:
+    """Mean RGB (3,) of the lightest `share` of the opening's pixels outside the iris: the
+    white of the eye; None if too little of it shows."""
+    box = _window(ring.min(0), ring.max(0), image)
+    if box is None:
+        return None
+    lo, hi = box
+    mask = opening_mask((hi[1] - lo[1], hi[0] - lo[0]), ring, lo.astype(np.float64), 0.0) > 0.5
+    ys, xs = np.indices(mask.shape)
+    mask &= np.hypot(xs + lo[0] - centre[0], ys + lo[1] - centre[1]) > 1.15 * radius
+    pix = image[lo[1]:hi[1], lo[0]:hi[0]][mask].astype(np.float32)
+    if len(pix) < 8:
+        return None
+    luma = pix.mean(1)
+    return pix[luma >= np.quantile(luma, 1.0 - share)].mean(0)
+
+
 def prepare_irises(image: np.ndarray, rings: list[np.ndarray],
-                   irises: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, list[IrisPatch]]:
+                   irises: list[tuple[np.ndarray, float]], sclera: float = 0.0
+                   ) -> tuple[np.ndarray, list[IrisPatch]]:
     """The source crop with both irises painted out, and each iris as a patch.
 
-    `rings`: per eye the lid polygon (n, 2); `irises`: per eye (centre (2,), radius)."""
+    `rings`: per eye the lid polygon (n, 2); `irises`: per eye (centre (2,), radius);
+    `sclera`: how far the painted-out disc is lightened towards the eye's white."""
     h, w = image.shape[:2]
     hole = np.zeros((h, w), np.uint8)
     patches = []
@@ -113,6 +134,19 @@ def prepare_irises(image: np.ndarray, rings: list[np.ndarray],
         cv2.fillPoly(inside, [np.rint(ring * _SUB).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
     hole = cv2.bitwise_and(hole, inside)
     clean = cv2.inpaint(image, hole, 3, cv2.INPAINT_TELEA) if hole.any() else image.copy()
+    if sclera > 0.0 and hole.any():
+        soft = cv2.GaussianBlur(hole.astype(np.float32) / 255.0, (0, 0), 1.0) * (inside > 0)
+        for ring, (centre, radius) in zip(rings, irises):
+            tone = sclera_tone(image, ring, centre, radius)
+            if tone is None:
+                continue
+            near = np.zeros_like(soft)
+            cv2.circle(near, tuple(int(round(v)) for v in centre), int(np.ceil(radius * 1.6)) + 2,
+                       1.0, -1)
+            weight = (sclera * soft * near)[..., None]
+            lit = clean.astype(np.float32)
+            lit += weight * np.maximum(tone - lit, 0.0)
+            clean = np.clip(lit + 0.5, 0, 255).astype(np.uint8)
     return clean, patches
 
 

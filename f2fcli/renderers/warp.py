@@ -112,6 +112,7 @@ class WarpSettings:
     lash_open: float = 0.9  # share of its opening below which an eye starts to darken
     gaze_shift: float = 0.2  # iris travel at full eyeLook, in eye widths (0: off)
     gaze_vertical: float = 0.5  # vertical travel relative to horizontal
+    sclera: float = 0.85  # how far the painted-out iris is lightened to the eye's white
     mouth_fill: bool = True  # paint the cavity of a mouth opened wider than the source's
     mouth_color: tuple[int, int, int] | None = None  # RGB cavity core; None: from the lips
     mouth_edge_gain: float = 0.42  # cavity colour near the lips, times the lip colour
@@ -331,7 +332,7 @@ class WarpRenderer:
                 found.append((c, float(np.linalg.norm(iris[k][1:] - c, axis=1).mean())))
             else:
                 found.append(iris_fill.find_iris(image, ring, eye_w))
-        clean, irises = iris_fill.prepare_irises(image, rings, found)
+        clean, irises = iris_fill.prepare_irises(image, rings, found, s.sclera)
         lashes = [iris_fill.darkest_tone(image, ring) for ring in rings]
         return PreparedSource(
             image=image, points=pts, src_xy=src_xy, face_tris=face_tris,

@@ -216,6 +216,43 @@ def test_gaze_follows_the_drivers_iris_in_eye_widths(astronaut_file: Path) -> No
     assert not np.any(transfer_gaze(track, 0, source.landmarks, "relative", response))
 
 
+def test_gaze_read_back_short_of_the_look_is_made_up(astronaut_file: Path) -> None:
+    """A renderer whose irises read back at 60% of the commanded travel (lids covering
+    them): one correction from the read-back brings the seen look much closer to the
+    driver's, and an eye that does not turn is left alone."""
+    from f2fcli.pipeline.gaze import (correct_gaze, gaze_targets, iris_offsets,
+                                      nominal_response, transfer_gaze)
+
+    _, source, landmarks, _ = _retarget_setup(astronaut_file)
+    n = 20
+    track = _track(n, np.zeros((n, 6)), np.zeros((n, 51)))
+    eye_width = np.linalg.norm(source.landmarks[133, :2] - source.landmarks[33, :2])
+    ramp = np.where(np.arange(n) < n // 2, 0.0, 0.1)
+    for i in range(n):
+        track.landmarks[i] = source.landmarks
+        track.landmarks[i, 468:, 0] += ramp[i] * eye_width
+    response = nominal_response(source.landmarks)
+    e, pose = np.repeat(source.expression[None], n, 0), np.repeat(source.pose[None], n, 0)
+
+    def seen(gaze: np.ndarray) -> np.ndarray:
+        return iris_offsets(landmarks.landmarks(e, 0.6 * gaze.reshape(n, 4), pose))
+
+    targets = gaze_targets(track, 0, source.landmarks, "relative")
+    gaze = transfer_gaze(track, 0, source.landmarks, "relative", response)
+    frames = np.arange(0, n, 2)
+    fixed = correct_gaze(gaze, targets, frames, seen(gaze)[frames], source.landmarks, response)
+    late = slice(n - 5, n)
+    before = np.abs(seen(gaze)[late, :, 0] - targets[late, :, 0]).mean()
+    after = np.abs(seen(fixed)[late, :, 0] - targets[late, :, 0]).mean()
+    assert before > 0.03 and after < 0.5 * before
+    assert np.abs(fixed[:5]).max() < 0.01
+    # frames the landmarker did not find are skipped, not taken as a look
+    lost = seen(gaze)[frames]
+    lost[-2:] = np.nan
+    assert np.all(np.isfinite(correct_gaze(gaze, targets, frames, lost, source.landmarks,
+                                           response)))
+
+
 def test_driven_pose_loses_frame_to_frame_noise(astronaut_file: Path) -> None:
     model = FaceModel.canonical()
     source, _ = load_source(astronaut_file, SourceOptions(), model, None)

@@ -5,12 +5,15 @@ reads a drawn iris differently from the mesh the scores were predicted from; mat
 left the eyes turning about 60% as far as the driver's. Here the driver's iris centre is
 measured in its own eye (along the corner line and up from it, in eye widths), its change
 is put on the source eye at the source's eye width, and the renderer's measured iris travel
-(`renderer.iris_response`) turns that into the renderer's gaze units.
+(`renderer.iris_response`) turns that into the renderer's gaze units. Where the frames that
+retargeting reads back show the irises short of that, the gaze is corrected once
+(`correct_gaze`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from ..renderers.warp import WarpSettings
 from ..tracking import keypoints as kp
@@ -65,32 +68,72 @@ def driver_iris_offsets(track: Track, sigma_t: float = 1.5, sigma_r: float = 0.0
     return bilateral_filter(offsets, sigma_t, sigma_r).reshape(n, 2, 2)
 
 
-def transfer_gaze(track: Track, ref: int, source_landmarks: np.ndarray, mode: str,
-                  response: np.ndarray, limit: tuple[float, float] = GAZE_LIMIT,
-                  noise: float = 0.015) -> np.ndarray:
-    """The renderer's gaze (T, 2, 2) that moves the source's irises as the driver's move.
+def gaze_targets(track: Track, ref: int, source_landmarks: np.ndarray, mode: str,
+                 noise: float = 0.015) -> np.ndarray:
+    """Where the source's irises should be seen in their eyes per frame (T, 2, 2), in eye
+    widths as `iris_offsets` measures them.
 
     `mode` `relative` adds the driver's change since the reference frame to the source's own
     iris position; `absolute` and `hybrid` put the source iris where the driver's sits in its
     eye (gaze is one of hybrid's absolute channels: a driver looking at the camera makes the
     source look at it).
-    `response` (2, 2, 2): per eye the iris travel in source pixels per unit of gaze right
-    and up; the result is bounded by `limit` units (along, up).
     """
     driver = driver_iris_offsets(track)
-    src = np.asarray(source_landmarks, np.float64)[None, :478, :2]
-    start = driver[ref] if mode == "relative" else iris_offsets(src)[0]
+    own = iris_offsets(np.asarray(source_landmarks, np.float64)[None, :478, :2])[0]
+    start = driver[ref] if mode == "relative" else own
     change = driver - start  # (T, 2, 2) eye widths
     # The landmarker's own scatter (about a hundredth of an eye width) is no look: changes
     # within it are dropped, so an eye that does not turn is left exactly as the photo has it,
     # and those up to twice it are eased in; real looks keep their full size.
     size = np.abs(change)
-    change = np.sign(change) * np.clip(2.0 * (size - noise), 0.0, size)
-    _mids, axes, widths = eye_frames(src)
-    # eye widths -> source pixels, in image axes: (T, eye, xy)
-    pixels = np.einsum("tek,ekc->tec", change, axes[0]) * widths[0][None, :, None]
-    gaze = np.stack([pixels[:, e] @ np.linalg.pinv(response[e]) for e in range(2)], 1)
-    return np.clip(gaze, -np.asarray(limit), np.asarray(limit))
+    return own + np.sign(change) * np.clip(2.0 * (size - noise), 0.0, size)
+
+
+def gaze_units(change: np.ndarray, source_landmarks: np.ndarray, response: np.ndarray
+               ) -> np.ndarray:
+    """A change of the source's iris offsets (..., 2, 2; eye widths) in the renderer's gaze
+    units, through `response` (2, 2, 2): per eye the iris travel in source pixels per unit
+    of gaze right and up."""
+    _mids, axes, widths = eye_frames(np.asarray(source_landmarks, np.float64)[None, :478, :2])
+    pixels = np.einsum("...ek,ekc->...ec", change, axes[0]) * widths[0][:, None]
+    return np.stack([pixels[..., e, :] @ np.linalg.pinv(response[e]) for e in range(2)], -2)
+
+
+def transfer_gaze(track: Track, ref: int, source_landmarks: np.ndarray, mode: str,
+                  response: np.ndarray, limit: tuple[float, float] = GAZE_LIMIT) -> np.ndarray:
+    """The renderer's gaze (T, 2, 2) that moves the source's irises as the driver's move
+    (`gaze_targets`), bounded by `limit` units (along, up)."""
+    own = iris_offsets(np.asarray(source_landmarks, np.float64)[None, :478, :2])[0]
+    change = gaze_targets(track, ref, source_landmarks, mode) - own
+    return np.clip(gaze_units(change, source_landmarks, response), -np.asarray(limit),
+                   np.asarray(limit))
+
+
+def correct_gaze(gaze: np.ndarray, targets: np.ndarray, frames: np.ndarray, seen: np.ndarray,
+                 source_landmarks: np.ndarray, response: np.ndarray,
+                 limit: tuple[float, float] = GAZE_LIMIT, sigma: float = 1.5,
+                 full: float = 0.05) -> np.ndarray:
+    """`gaze` (T, 2, 2) corrected by what a landmarker saw on rendered frames: `seen`
+    (M, 2, 2) iris offsets read at `frames` (M,), NaN where it found no face.
+
+    The probe frames measure the iris travel with the lids at rest; a look down lowers them
+    over the iris, and a landmarker then reads the shifted iris as moved less (about two
+    thirds as far). The shortfall against `targets` is added once, interpolated over the
+    frames in between and smoothed over `sigma` frames; it is eased in over the first
+    `full` eye widths of look, so eyes that barely move keep the photo's iris.
+    """
+    ok = np.all(np.isfinite(seen), axis=(1, 2))
+    if not ok.any():
+        return gaze
+    own = iris_offsets(np.asarray(source_landmarks, np.float64)[None, :478, :2])[0]
+    at = np.asarray(frames)[ok]
+    short = targets[at] - seen[ok]
+    short *= np.clip(np.abs(targets[at] - own) / full, 0.0, 1.0)
+    t = np.arange(len(gaze))
+    filled = np.stack([np.interp(t, at, c) for c in short.reshape(len(at), -1).T], 1)
+    filled = gaussian_filter1d(filled, sigma, axis=0, mode="nearest") if sigma > 0 else filled
+    fix = gaze_units(filled.reshape(-1, 2, 2), source_landmarks, response)
+    return np.clip(gaze + fix, -np.asarray(limit), np.asarray(limit))
 
 
 def nominal_response(source_landmarks: np.ndarray,

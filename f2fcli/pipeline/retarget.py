@@ -37,7 +37,7 @@ from ..tracking.fitting import similarity_2d, transfer_expression
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import bilateral_filter, fill_missing
 from ..tracking.track import Track, frame_blocks
-from .gaze import nominal_response
+from .gaze import iris_offsets, nominal_response
 
 # Per eye (image-left first, as the warp renderer orders them): lid ring, iris landmarks.
 _EYES = (
@@ -73,11 +73,14 @@ class RetargetOptions:
 @dataclass(frozen=True)
 class Retargeted:
     """Per frame: source rig coefficients (T, 51), and the fit's mean absolute score error
-    before and after (diagnostics)."""
+    before and after (diagnostics); with a read-back, the frames read (M,) and where the
+    irises were seen in their eyes there ((M, 2, 2), see `gaze.iris_offsets`; NaN: no face)."""
 
     expression: np.ndarray
     error_before: float
     error_after: float
+    seen_frames: np.ndarray | None = None
+    seen_iris: np.ndarray | None = None
 
 
 class SourceLandmarkModel:
@@ -281,8 +284,9 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     solve = _BlockSolver(solver, pose, np.asarray(gaze, np.float64).reshape(n, N_GAZE), offset,
                          key, jac, weights)
     e, before, after = solve(target[key], expression[key])
+    seen_frames = seen_iris = None
     if observe is not None:
-        correction = _observed_offset(solve, observe, e)
+        correction, seen_frames, seen_iris = _observed_offset(solve, observe, e)
         if correction is not None:
             # Correct only what the driver asks to change: at the source's own expression the
             # rendered face is the photo, and a read-back there is the detector's noise.
@@ -299,7 +303,8 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     x = bilateral_filter(x, options.solution_sigma_t, np.inf)
     x[:, _BLINKS] = bilateral_filter(blinks, options.blink_sigma_t, np.inf)
     return Retargeted(np.clip(x, np.minimum(expression, 0.0),
-                              np.maximum(expression, options.rig_limit)), before, after)
+                              np.maximum(expression, options.rig_limit)), before, after,
+                      seen_frames, seen_iris)
 
 
 @dataclass
@@ -331,21 +336,23 @@ class _BlockSolver:
 
 
 def _observed_offset(solve: _BlockSolver, observe: Observe, e: np.ndarray
-                     ) -> np.ndarray | None:
+                     ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """What the network reads on rendered frames minus what the landmarks predicted, per
     keyframe of `solve` (`e`: their rig coefficients), interpolated over keyframes it could
-    not read, smoothed; None if it read none."""
+    not read, smoothed (None if it read none); and the frames rendered with where their
+    irises were seen (`gaze.iris_offsets`, NaN where no face was found)."""
     solver = solve.solver
     n = len(solve.key)
     step = max(solver.options.observe_stride, 1)
     idx = np.unique(np.r_[np.arange(0, n, step), n - 1])
-    seen, gap = [], []
+    seen, gap, irises = [], [], []
     for b in frame_blocks(len(idx), KEY_BLOCK):
         i = idx[b]
         at = solve.key[i]
         off = None if solve.offset is None else solve.offset[at]
         pose, gaze = solve.pose[at], solve.gaze[at]
         points = observe(pose, e[i], gaze.reshape(-1, 2, 2), off)
+        irises.append(iris_offsets(points))
         ok = np.all(np.isfinite(points), axis=(1, 2))
         if ok.any():
             read = solver.bs(points[ok])[:, 1:]
@@ -353,12 +360,13 @@ def _observed_offset(solve: _BlockSolver, observe: Observe, e: np.ndarray
                                       None if off is None else off[ok])
             seen.append(i[ok])
             gap.append(read - predicted)
+    frames, irises = solve.key[idx], np.concatenate(irises)
     if not seen:
-        return None
+        return None, frames, irises
     at, gap = np.concatenate(seen), np.concatenate(gap)
     t = np.arange(n)
     offset = np.stack([np.interp(t, at, gap[:, c]) for c in range(51)], 1)
-    return bilateral_filter(offset, 1.0, np.inf)
+    return bilateral_filter(offset, 1.0, np.inf), frames, irises
 
 
 def _anchors(source: np.ndarray, driven: np.ndarray, free: np.ndarray, count: int,

@@ -504,3 +504,33 @@ def test_where_the_iris_was_the_white_of_the_eye_shows(face, renderer):
         now, murky = out[box][left].mean(), plain[box][left].mean()
         assert now > murky + 10.0, (now, murky)
         assert now > 0.7 * white, (now, white)
+
+
+def test_teeth_are_recognised_in_an_open_source_mouth():
+    from f2fcli.renderers.mouth import teeth_showing
+
+    skin = np.array([200.0, 165.0, 150.0])
+    inner = np.array([[20.0, 20.0], [60.0, 20.0], [60.0, 32.0], [20.0, 32.0]])
+    for fill, expected in (((150, 148, 140), 1.0), ((35, 20, 20), 0.0), ((190, 80, 80), 0.0)):
+        image = np.full((50, 80, 3), skin, np.uint8)
+        image[20:33, 20:61] = fill
+        assert teeth_showing(image, inner, skin) == pytest.approx(expected, abs=0.05), fill
+
+
+def test_own_teeth_shorten_the_synthetic_row():
+    from f2fcli.renderers import mouth
+
+    colours = (np.array([90.0, 40.0, 40.0]), np.array([20.0, 10.0, 10.0]),
+               np.array([230.0, 225.0, 215.0]))
+    upper = np.stack([np.linspace(20, 120, 11), np.full(11, 40.0)], 1)
+    lower = np.stack([np.linspace(20, 120, 11), 40.0 + 30.0 * np.sin(np.linspace(0, np.pi, 11))], 1)
+
+    def upper_rows(shown: float) -> int:
+        img = np.zeros((100, 140, 3), np.uint8)
+        mouth.fill_cavity(img, upper, lower, 1.0, colours, 1.0, 1.0, shown)
+        return int((luma(img[:54, 65:75]).mean(1) > 120).sum())
+
+    full, rest = upper_rows(0.0), upper_rows(12.0)
+    assert full >= 12  # a fifth of the 100 px mouth width, less the soft edges
+    assert 0 < rest <= full - 6
+    assert upper_rows(40.0) == 0

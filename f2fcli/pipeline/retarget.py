@@ -293,7 +293,7 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
             change = np.abs(target[key] - b_src)
             correction = correction * np.clip(change / options.feedback_change, 0.0, 1.0)
             # a correction of a solved state: fewer steps
-            e, _, after = solve(target[key] - correction, e, options.iterations // 2)
+            e, _, after = solve(target[key] - correction, e, options.iterations)
     t = np.arange(n)
     x = np.stack([np.interp(t, key, c) for c in e.T], 1)
     # Frames are solved independently and may settle on slightly different mixes of

@@ -37,6 +37,28 @@ def region_colour(image: np.ndarray, outer: np.ndarray, inner: np.ndarray | None
     return np.median(pix.reshape(-1, 3).astype(np.float64), axis=0)
 
 
+def teeth_showing(image: np.ndarray, inner: np.ndarray, skin: np.ndarray | None,
+                  full: float = 0.2) -> float:
+    """In [0, 1]: whether the source's mouth opening (polygon ``inner``) shows teeth, from
+    the share of its pixels that are light and grey for this face; 1 from ``full``."""
+    h, w = image.shape[:2]
+    lo = np.floor(np.clip(inner.min(0), 0, [w - 1, h - 1])).astype(int)
+    hi = np.ceil(np.clip(inner.max(0), 0, [w - 1, h - 1])).astype(int) + 1
+    if np.any(hi - lo < 2) or skin is None:
+        return 0.0
+    mask = np.zeros((hi[1] - lo[1], hi[0] - lo[0]), np.uint8)
+    cv2.fillPoly(mask, [np.rint((inner - lo) * _SUB).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
+    pix = image[lo[1]:hi[1], lo[0]:hi[0]][mask > 0].astype(np.float64)
+    if len(pix) < 8:
+        return 0.0
+    luma = pix.mean(1)
+    spread = np.ptp(pix, axis=1) / np.maximum(luma, 1.0)
+    skin_spread = float(np.ptp(skin)) / max(float(np.mean(skin)), 1.0)
+    # teeth in a mouth are shaded well below the skin but stay greyer than it (lips: redder)
+    teeth = (luma > 0.6 * float(np.mean(skin))) & (spread < 1.5 * max(skin_spread, 0.1))
+    return float(np.clip(teeth.mean() / full, 0.0, 1.0))
+
+
 def cavity_colours(lip: np.ndarray | None, skin: np.ndarray | None, edge_gain: float,
                    core_gain: float, teeth_gain: float,
                    override: tuple[int, int, int] | None = None
@@ -66,12 +88,13 @@ def cavity_colours(lip: np.ndarray | None, skin: np.ndarray | None, edge_gain: f
 
 def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strength: float,
                 colours: tuple[np.ndarray, np.ndarray, np.ndarray], feather: float,
-                teeth: float = 0.0) -> None:
+                teeth: float = 0.0, shown: float = 0.0) -> None:
     """Paint the cavity bounded by polylines ``upper``/``lower`` (each (n, 2), same ends) in place.
 
     ``strength`` in [0, 1] scales the whole fill (0 = nothing); ``feather``
     is the edge blur in pixels; ``teeth`` in [0, 1] the opacity of the
-    upper-teeth band.
+    teeth; ``shown``: px of the source's own upper teeth already above the
+    cavity (the synthetic row is that much shorter).
     """
     if strength <= 0.0:
         return
@@ -108,7 +131,7 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
     shadow = np.clip(alpha - _shift(alpha, down * max(1.0, 0.15 * height)), 0.0, 1.0)
     colour *= 1.0 - 0.35 * shadow[..., None]
     if teeth > 0.0 and height > 2.0:
-        tmask = _teeth_mask(alpha, down, upper, height, width)
+        tmask = _teeth_mask(alpha, down, upper, height, width, shown)
         # teeth fade in as the lips part (a smile shows them at once), dimmer towards the
         # corners, where the cheeks shade them
         tmask *= teeth * float(np.clip((height - 0.02 * width) / (0.05 * width), 0.0, 1.0))
@@ -129,13 +152,15 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
 
 
 def _teeth_mask(alpha: np.ndarray, down: np.ndarray, upper: np.ndarray, height: float,
-                width: float) -> np.ndarray:
+                width: float, shown: float = 0.0) -> np.ndarray:
     """Where teeth show in the opening: the upper row (about a fifth of the mouth's width
-    tall) under the upper lip and, once the jaw drops further, the lower row above the lower
-    lip, with the dark gap between them."""
-    upper_row = min(height, 0.2 * width)
+    tall, less the `shown` px of it above the opening) under the upper lip and, once the
+    jaw drops further, the lower row above the lower lip, with the dark gap between them."""
+    full_row = 0.2 * width
+    upper_row = min(height, max(full_row - shown, 0.0))
     mask = np.clip(alpha - _shift(alpha, down * upper_row), 0.0, 1.0)
-    lower_row = float(np.clip(height - upper_row - 0.03 * width, 0.0, 0.12 * width))
+    opening = height + min(shown, full_row)
+    lower_row = float(np.clip(opening - full_row - 0.03 * width, 0.0, 0.12 * width))
     if lower_row > 0.5:
         mask = np.maximum(mask, np.clip(alpha - _shift(alpha, -down * lower_row), 0.0, 1.0))
     # the edge between the rows and at the lips is soft

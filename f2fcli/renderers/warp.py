@@ -161,7 +161,7 @@ class PreparedSource:
     mouth_mu: np.ndarray  # (11,) render indices of the upper cavity edge (corners included)
     mouth_ml: np.ndarray  # (11,) render indices of the lower cavity edge
     colours: tuple  # cavity colours (edge, core, teeth)
-    teeth_share: float  # 1 for a closed source mouth, 0 where the source already shows teeth
+    teeth_share: float  # 1 for a closed mouth or one showing teeth, 0 for a dark open one
     scale_px: float  # crop size / 512
     clean: np.ndarray | None = None  # the source with its irises painted out (for gaze)
     irises: list | None = None  # per eye an `iris.IrisPatch`
@@ -317,10 +317,12 @@ class WarpRenderer:
         colours = mouth_fill.cavity_colours(lip, skin, s.mouth_edge_gain, s.mouth_core_gain,
                                             s.teeth_gain, s.mouth_color)
 
-        # synthetic teeth only where the source mouth is closed (else its own show)
+        # synthetic teeth where the source mouth is closed or shows its own teeth (they then
+        # continue them); not in an open mouth that shows none (the teeth are hidden there)
         src_gap = (xy[_LIP_UP[1:-1]] - xy[_LIP_LO[1:-1]]) @ _up_normal(xy, _LIP_CORNERS)
         width = np.linalg.norm(xy[_LIP_CORNERS[1]] - xy[_LIP_CORNERS[0]])
-        teeth_share = float(np.clip(1.0 - src_gap.max() / max(0.1 * width, 1e-6), 0.0, 1.0))
+        closed = float(np.clip(1.0 - src_gap.max() / max(0.1 * width, 1e-6), 0.0, 1.0))
+        teeth_share = max(closed, mouth_fill.teeth_showing(image, inner, skin))
 
         # --- gaze: the iris as a patch over an iris-free eye
         rings = [_eye_ring(xy, k) for k in range(2)]
@@ -512,9 +514,11 @@ class WarpRenderer:
             m_open = s.mouth_min_opening * p.scale_px
             strength = float(np.clip((excess.max() - 0.5 * m_open) / max(m_open, 1e-6), 0, 1))
             if strength > 0.0:
+                # the upper band already carries this much of the source's own teeth
+                shown = sp * float(keep.max())
                 mouth_fill.fill_cavity(img, dst[p.mouth_mu], dst[p.mouth_ml], strength,
                                        p.colours, s.mouth_feather * p.scale_px,
-                                       s.teeth * p.teeth_share)
+                                       s.teeth * p.teeth_share, shown)
         return img
 
 

@@ -534,3 +534,19 @@ def test_own_teeth_shorten_the_synthetic_row():
     assert full >= 12  # a fifth of the 100 px mouth width, less the soft edges
     assert 0 < rest <= full - 6
     assert upper_rows(40.0) == 0
+
+
+def test_teeth_stay_off_the_sides_of_a_tall_opening():
+    from f2fcli.renderers import mouth
+
+    colours = (np.array([90.0, 40.0, 40.0]), np.array([20.0, 10.0, 10.0]),
+               np.array([230.0, 225.0, 215.0]))
+    arc = np.sin(np.linspace(0, np.pi, 11))
+    x = np.linspace(30, 90, 11)
+    upper = np.stack([x, 60.0 - 20.0 * arc], 1)  # a round "o", 60 px wide, 45 tall
+    lower = np.stack([x, 60.0 + 25.0 * arc], 1)
+    img = np.zeros((120, 120, 3), np.uint8)
+    mouth.fill_cavity(img, upper, lower, 1.0, colours, 1.0, 1.0)
+    light = luma(img) > 120
+    assert light[38:50, 52:68].any()  # upper teeth under the middle of the upper lip
+    assert not light[:, :38].any() and not light[:, 83:].any()  # none down the sides

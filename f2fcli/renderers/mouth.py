@@ -133,11 +133,13 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
     if teeth > 0.0 and height > 2.0:
         tmask = _teeth_mask(alpha, down, upper, height, width, shown)
         # teeth fade in as the lips part (a smile shows them at once), dimmer towards the
-        # corners, where the cheeks shade them
+        # corners, where the cheeks shade them,
         tmask *= teeth * float(np.clip((height - 0.02 * width) / (0.05 * width), 0.0, 1.0))
         along = (np.indices(alpha.shape)[::-1].transpose(1, 2, 0) + lo
                  - 0.5 * (upper[0] + upper[-1])) @ ((upper[-1] - upper[0]) / max(width, 1e-6))
-        tmask *= 1.0 - 0.45 * np.clip(np.abs(along) / (0.5 * width), 0.0, 1.0) ** 2
+        # and gone at them: the rows do not run down the sides of a tall opening
+        side = np.clip((np.abs(along) / (0.5 * width) - 0.5) / 0.45, 0.0, 1.0)
+        tmask *= 1.0 - side * side * (3.0 - 2.0 * side)
         # faint gaps between the teeth, the central pair meeting in the middle
         phase = along / (TOOTH_WIDTH * width)
         tmask *= 1.0 - 0.15 * np.exp(-0.5 * ((phase - np.round(phase)) / 0.07) ** 2)

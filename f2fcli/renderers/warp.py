@@ -162,6 +162,7 @@ class PreparedSource:
     mouth_ml: np.ndarray  # (11,) render indices of the lower cavity edge
     colours: tuple  # cavity colours (edge, core, teeth)
     teeth_share: float  # 1 for a closed mouth or one showing teeth, 0 for a dark open one
+    own_teeth: float  # 1 where the source's own teeth show between its lips
     scale_px: float  # crop size / 512
     clean: np.ndarray | None = None  # the source with its irises painted out (for gaze)
     irises: list | None = None  # per eye an `iris.IrisPatch`
@@ -317,12 +318,14 @@ class WarpRenderer:
         colours = mouth_fill.cavity_colours(lip, skin, s.mouth_edge_gain, s.mouth_core_gain,
                                             s.teeth_gain, s.mouth_color)
 
-        # synthetic teeth where the source mouth is closed or shows its own teeth (they then
-        # continue them); not in an open mouth that shows none (the teeth are hidden there)
+        # synthetic teeth where the source's lips are closed or barely parted (a narrow gap
+        # is dark whatever is behind it), or where it shows its own teeth (they continue
+        # them); not in a wide open mouth that shows none
         src_gap = (xy[_LIP_UP[1:-1]] - xy[_LIP_LO[1:-1]]) @ _up_normal(xy, _LIP_CORNERS)
-        width = np.linalg.norm(xy[_LIP_CORNERS[1]] - xy[_LIP_CORNERS[0]])
-        closed = float(np.clip(1.0 - src_gap.max() / max(0.1 * width, 1e-6), 0.0, 1.0))
-        teeth_share = max(closed, mouth_fill.teeth_showing(image, inner, skin))
+        width = max(float(np.linalg.norm(xy[_LIP_CORNERS[1]] - xy[_LIP_CORNERS[0]])), 1e-6)
+        narrow = float(np.clip(2.0 - src_gap.max() / (0.1 * width), 0.0, 1.0))
+        own_teeth = mouth_fill.teeth_showing(image, inner, skin)
+        teeth_share = max(narrow, own_teeth)
 
         # --- gaze: the iris as a patch over an iris-free eye
         rings = [_eye_ring(xy, k) for k in range(2)]
@@ -342,7 +345,8 @@ class WarpRenderer:
             boundary=boundary, ring_weights=ring_w, ring_src=ring_src, ring_depth=ring_depth,
             crown=crown, upper_face=np.flatnonzero((xy - xy[1]) @ up > 0),
             orientation=orientation, eye_dups=eye_dups, mouth_mu=mu, mouth_ml=ml,
-            colours=colours, teeth_share=teeth_share, scale_px=max(h, w) / 512.0,
+            colours=colours, teeth_share=teeth_share, own_teeth=own_teeth,
+            scale_px=max(h, w) / 512.0,
             clean=clean, irises=irises, lashes=lashes, evaluator=FieldEvaluator((h, w), scale))
 
     def _move_irises(self, p: PreparedSource, img: np.ndarray, tgt: np.ndarray,
@@ -515,10 +519,15 @@ class WarpRenderer:
             strength = float(np.clip((excess.max() - 0.5 * m_open) / max(m_open, 1e-6), 0, 1))
             if strength > 0.0:
                 # the upper band already carries this much of the source's own teeth
-                shown = sp * float(keep.max())
+                shown = sp * float(keep.max()) * p.own_teeth
+                # rounded, pushed-out lips (an "o") stand away from the teeth: they hide in the
+                # dark; a mouth as wide as at rest or wider (speech, a grin) shows them
+                face = _ratio(tgt, src_mesh, (_EYES[0][2][0], _EYES[1][2][1]))
+                narrowed = k / max(face, 1e-6)
+                teeth = s.teeth * p.teeth_share * _smoothstep_array((narrowed - 0.75) / 0.2)
                 mouth_fill.fill_cavity(img, dst[p.mouth_mu], dst[p.mouth_ml], strength,
                                        p.colours, s.mouth_feather * p.scale_px,
-                                       s.teeth * p.teeth_share, shown)
+                                       float(teeth), shown)
         return img
 
 

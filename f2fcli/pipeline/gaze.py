@@ -54,6 +54,11 @@ def iris_offsets(points: np.ndarray) -> np.ndarray:
     return np.einsum("...ec,...ekc->...ek", rel, axes) / np.maximum(widths, 1e-9)[..., None]
 
 
+def source_iris_offsets(source_landmarks: np.ndarray) -> np.ndarray:
+    """`iris_offsets` (2, 2) of the source photo's landmarks (478, 2|3)."""
+    return iris_offsets(np.asarray(source_landmarks, np.float64)[None, :478, :2])[0]
+
+
 def driver_iris_offsets(track: Track, sigma_t: float = 1.5, sigma_r: float = 0.03
                         ) -> np.ndarray:
     """The driver's iris offsets per frame (T, 2, 2), missing frames filled, smoothed with an
@@ -69,9 +74,9 @@ def driver_iris_offsets(track: Track, sigma_t: float = 1.5, sigma_r: float = 0.0
 
 
 def gaze_targets(track: Track, ref: int, source_landmarks: np.ndarray, mode: str,
-                 noise: float = 0.015) -> np.ndarray:
+                 scale: float = 1.0, noise: float = 0.015) -> np.ndarray:
     """Where the source's irises should be seen in their eyes per frame (T, 2, 2), in eye
-    widths as `iris_offsets` measures them.
+    widths as `iris_offsets` measures them; `scale` multiplies the look.
 
     `mode` `relative` adds the driver's change since the reference frame to the source's own
     iris position; `absolute` and `hybrid` put the source iris where the driver's sits in its
@@ -79,14 +84,14 @@ def gaze_targets(track: Track, ref: int, source_landmarks: np.ndarray, mode: str
     source look at it).
     """
     driver = driver_iris_offsets(track)
-    own = iris_offsets(np.asarray(source_landmarks, np.float64)[None, :478, :2])[0]
+    own = source_iris_offsets(source_landmarks)
     start = driver[ref] if mode == "relative" else own
     change = driver - start  # (T, 2, 2) eye widths
     # The landmarker's own scatter (about a hundredth of an eye width) is no look: changes
     # within it are dropped, so an eye that does not turn is left exactly as the photo has it,
     # and those up to twice it are eased in; real looks keep their full size.
     size = np.abs(change)
-    return own + np.sign(change) * np.clip(2.0 * (size - noise), 0.0, size)
+    return own + scale * np.sign(change) * np.clip(2.0 * (size - noise), 0.0, size)
 
 
 def gaze_units(change: np.ndarray, source_landmarks: np.ndarray, response: np.ndarray
@@ -103,8 +108,8 @@ def transfer_gaze(track: Track, ref: int, source_landmarks: np.ndarray, mode: st
                   response: np.ndarray, limit: tuple[float, float] = GAZE_LIMIT) -> np.ndarray:
     """The renderer's gaze (T, 2, 2) that moves the source's irises as the driver's move
     (`gaze_targets`), bounded by `limit` units (along, up)."""
-    own = iris_offsets(np.asarray(source_landmarks, np.float64)[None, :478, :2])[0]
-    change = gaze_targets(track, ref, source_landmarks, mode) - own
+    change = gaze_targets(track, ref, source_landmarks, mode) - source_iris_offsets(
+        source_landmarks)
     return np.clip(gaze_units(change, source_landmarks, response), -np.asarray(limit),
                    np.asarray(limit))
 
@@ -125,7 +130,7 @@ def correct_gaze(gaze: np.ndarray, targets: np.ndarray, frames: np.ndarray, seen
     ok = np.all(np.isfinite(seen), axis=(1, 2))
     if not ok.any():
         return gaze
-    own = iris_offsets(np.asarray(source_landmarks, np.float64)[None, :478, :2])[0]
+    own = source_iris_offsets(source_landmarks)
     at = np.asarray(frames)[ok]
     short = targets[at] - seen[ok]
     short *= np.clip(np.abs(targets[at] - own) / full, 0.0, 1.0)

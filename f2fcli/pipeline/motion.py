@@ -13,7 +13,7 @@ from ..tracking.fitting import (choose_reference_frame, fit_residual, similarity
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import fill_missing
 from ..tracking.track import Track, frame_blocks
-from .gaze import correct_gaze, gaze_targets, iris_offsets, nominal_response, transfer_gaze
+from .gaze import correct_gaze, gaze_targets, nominal_response, transfer_gaze
 from .retarget import Observe, RetargetOptions, retarget
 from .source import SourceFace
 
@@ -168,9 +168,8 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
                           options=RetargetOptions(observe_stride=observe_stride))
         expression = solved.expression
         if solved.seen_frames is not None and moving[_EYES].any():
-            own = iris_offsets(np.asarray(source.landmarks, np.float64)[None, :478, :2])[0]
-            targets = own + options.expression_scale * (gaze_targets(
-                track, ref, source.landmarks, options.expression_mode) - own)
+            targets = gaze_targets(track, ref, source.landmarks, options.expression_mode,
+                                   options.expression_scale)
             gaze = correct_gaze(gaze, targets, solved.seen_frames, solved.seen_iris,
                                 source.landmarks, response)
     return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), gaze, ref,

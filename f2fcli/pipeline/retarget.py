@@ -292,8 +292,7 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
             # rendered face is the photo, and a read-back there is the detector's noise.
             change = np.abs(target[key] - b_src)
             correction = correction * np.clip(change / options.feedback_change, 0.0, 1.0)
-            # a correction of a solved state: fewer steps
-            e, _, after = solve(target[key] - correction, e, options.iterations)
+            e, _, after = solve(target[key] - correction, e)
     t = np.arange(n)
     x = np.stack([np.interp(t, key, c) for c in e.T], 1)
     # Frames are solved independently and may settle on slightly different mixes of

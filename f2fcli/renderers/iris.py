@@ -52,15 +52,25 @@ def _window(lo: np.ndarray, hi: np.ndarray, image: np.ndarray, least: int = 2
     return None if np.any(b - a < least) else (a, b)
 
 
+def _opening_pixels(image: np.ndarray, ring: np.ndarray,
+                    iris: tuple[np.ndarray, float] | None = None) -> np.ndarray:
+    """RGB (n, 3) float32 of the pixels inside the lid polygon `ring`, outside the disc
+    `iris` (centre, radius) if given."""
+    box = _window(ring.min(0), ring.max(0), image)
+    if box is None:
+        return np.zeros((0, 3), np.float32)
+    lo, hi = box
+    mask = opening_mask((hi[1] - lo[1], hi[0] - lo[0]), ring, lo.astype(np.float64), 0.0) > 0.5
+    if iris is not None:
+        ys, xs = np.indices(mask.shape)
+        mask &= np.hypot(xs + lo[0] - iris[0][0], ys + lo[1] - iris[0][1]) > iris[1]
+    return image[lo[1]:hi[1], lo[0]:hi[0]][mask].astype(np.float32)
+
+
 def darkest_tone(image: np.ndarray, ring: np.ndarray, share: float = 0.2) -> np.ndarray:
     """Mean RGB (3,) float32 of the darkest `share` of the pixels inside the lid polygon
     `ring` (the lashes and the iris); mid-grey if the opening is empty."""
-    box = _window(ring.min(0), ring.max(0), image)
-    if box is None:
-        return np.full(3, 128.0, np.float32)
-    lo, hi = box
-    mask = opening_mask((hi[1] - lo[1], hi[0] - lo[0]), ring, lo.astype(np.float64), 0.0)
-    pix = image[lo[1]:hi[1], lo[0]:hi[0]][mask > 0.5].astype(np.float32)
+    pix = _opening_pixels(image, ring)
     if len(pix) < 4:
         return np.full(3, 128.0, np.float32)
     luma = pix.mean(1)
@@ -90,14 +100,7 @@ def sclera_tone(image: np.ndarray, ring: np.ndarray, centre: np.ndarray, radius:
                 share: float = 0.4) -> np.ndarray | None:
     """Mean RGB (3,) of the lightest `share` of the opening's pixels outside the iris: the
     white of the eye; None if too little of it shows."""
-    box = _window(ring.min(0), ring.max(0), image)
-    if box is None:
-        return None
-    lo, hi = box
-    mask = opening_mask((hi[1] - lo[1], hi[0] - lo[0]), ring, lo.astype(np.float64), 0.0) > 0.5
-    ys, xs = np.indices(mask.shape)
-    mask &= np.hypot(xs + lo[0] - centre[0], ys + lo[1] - centre[1]) > 1.15 * radius
-    pix = image[lo[1]:hi[1], lo[0]:hi[0]][mask].astype(np.float32)
+    pix = _opening_pixels(image, ring, (centre, 1.15 * radius))
     if len(pix) < 8:
         return None
     luma = pix.mean(1)

@@ -18,38 +18,35 @@ TOOTH_WIDTH = 0.11  # of the mouth's width: eight to ten teeth show across a smi
 _SUB = float(1 << _SHIFT)
 
 
-def region_colour(image: np.ndarray, outer: np.ndarray, inner: np.ndarray | None = None
-                  ) -> np.ndarray | None:
-    """Median RGB (3,) float of the pixels inside polygon ``outer`` and outside ``inner``."""
+def region_pixels(image: np.ndarray, outer: np.ndarray, inner: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """RGB (n, 3) float64 of the pixels inside polygon ``outer`` and outside ``inner``."""
     h, w = image.shape[:2]
     lo = np.floor(np.clip(outer.min(0), 0, [w - 1, h - 1])).astype(int)
     hi = np.ceil(np.clip(outer.max(0), 0, [w - 1, h - 1])).astype(int) + 1
     if np.any(hi - lo < 2):
-        return None
+        return np.zeros((0, 3))
     mask = np.zeros((hi[1] - lo[1], hi[0] - lo[0]), np.uint8)
     cv2.fillPoly(mask, [np.rint((outer - lo) * _SUB).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
     if inner is not None and len(inner) >= 3:
         cv2.fillPoly(mask, [np.rint((inner - lo) * _SUB).astype(np.int32)], 0, cv2.LINE_8,
                      _SHIFT)
-    pix = image[lo[1]:hi[1], lo[0]:hi[0]][mask > 0]
-    if len(pix) < 4:
-        return None
-    return np.median(pix.reshape(-1, 3).astype(np.float64), axis=0)
+    return image[lo[1]:hi[1], lo[0]:hi[0]][mask > 0].reshape(-1, 3).astype(np.float64)
+
+
+def region_colour(image: np.ndarray, outer: np.ndarray, inner: np.ndarray | None = None
+                  ) -> np.ndarray | None:
+    """Median RGB (3,) float of the pixels inside polygon ``outer`` and outside ``inner``."""
+    pix = region_pixels(image, outer, inner)
+    return np.median(pix, axis=0) if len(pix) >= 4 else None
 
 
 def teeth_showing(image: np.ndarray, inner: np.ndarray, skin: np.ndarray | None,
                   full: float = 0.2) -> float:
     """In [0, 1]: whether the source's mouth opening (polygon ``inner``) shows teeth, from
     the share of its pixels that are light and grey for this face; 1 from ``full``."""
-    h, w = image.shape[:2]
-    lo = np.floor(np.clip(inner.min(0), 0, [w - 1, h - 1])).astype(int)
-    hi = np.ceil(np.clip(inner.max(0), 0, [w - 1, h - 1])).astype(int) + 1
-    if np.any(hi - lo < 2) or skin is None:
-        return 0.0
-    mask = np.zeros((hi[1] - lo[1], hi[0] - lo[0]), np.uint8)
-    cv2.fillPoly(mask, [np.rint((inner - lo) * _SUB).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
-    pix = image[lo[1]:hi[1], lo[0]:hi[0]][mask > 0].astype(np.float64)
-    if len(pix) < 8:
+    pix = region_pixels(image, inner)
+    if len(pix) < 8 or skin is None:
         return 0.0
     luma = pix.mean(1)
     spread = np.ptp(pix, axis=1) / np.maximum(luma, 1.0)

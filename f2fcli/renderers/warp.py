@@ -63,6 +63,7 @@ import numpy as np
 
 from ..tracking import keypoints as kp
 from ..tracking.face_model import FaceModel
+from ..tracking.fitting import similarity_procrustes
 from . import iris as iris_fill
 from . import mouth as mouth_fill
 from .mesh_raster import FieldEvaluator, affine_displacements, signed_areas
@@ -153,7 +154,7 @@ class PreparedSource:
     boundary: np.ndarray  # (B,) face-contour vertex indices, in loop order
     ring_weights: np.ndarray  # (K, B) falloff of each ring vertex beyond the contour
     ring_src: np.ndarray  # (K, B, 2) source positions of the ring vertices
-    ring_depth: np.ndarray  # (K, B) depth given to the ring vertices (the skull's, on top)
+    ring_lever: np.ndarray  # (K, B, 3) ring vertex minus its contour vertex, skull depth in z
     crown: np.ndarray  # (B,) 1 where a contour vertex's ray leaves the face through the hair
     upper_face: np.ndarray  # mesh indices above the nose tip: the head's rigid part
     orientation: float  # +1 / -1: winding sign of front-facing triangles
@@ -286,11 +287,11 @@ class WarpRenderer:
         ring_src.append(centre + np.maximum(t_exit, radius)[:, None] * d)
         weights.append(np.zeros(len(d)))
         ring_src = np.stack(ring_src)
-        # the hair on top sits on the skull, which curves back to the depth of the ears
+        # the hair on top sits on the skull, which curves back to the ears' depth at its
+        # outline, where the plateau ends
         z_b, z_c = pts[boundary, 2], float(pts[list(_EARS), 2].mean())
-        # (its outline, where the plateau ends)
         back = np.clip(np.r_[fr, 1.0][:, None] / np.maximum(pl, 1e-3)[None], 0.0, 1.0)
-        ring_depth = z_b[None] + back * (z_c - z_b)[None]
+        ring_lever = np.concatenate([ring_src - b_xy[None], (back * (z_c - z_b))[..., None]], -1)
         ring_w = np.asarray(weights)
         nb = len(boundary)
         ring_idx = [boundary]
@@ -342,7 +343,7 @@ class WarpRenderer:
         return PreparedSource(
             image=image, points=pts, src_xy=src_xy, face_tris=face_tris,
             interior_tris=np.concatenate(interior, 0), ring_tris=ring_tris,
-            boundary=boundary, ring_weights=ring_w, ring_src=ring_src, ring_depth=ring_depth,
+            boundary=boundary, ring_weights=ring_w, ring_src=ring_src, ring_lever=ring_lever,
             crown=crown, upper_face=np.flatnonzero((xy - xy[1]) @ up > 0),
             orientation=orientation, eye_dups=eye_dups, mouth_mu=mu, mouth_ml=ml,
             colours=colours, teeth_share=teeth_share, own_teeth=own_teeth,
@@ -640,24 +641,12 @@ def _soften_folds(img: np.ndarray, dx: np.ndarray, dy: np.ndarray, ids: np.ndarr
 def _skull_lever(p: PreparedSource, target: np.ndarray) -> np.ndarray:
     """(K, B, 2): how much further than its contour vertex each ring vertex moves when it
     rides rigidly on the head (the similarity that maps the source's upper face onto the
-    driven one, applied in 3D at the ring's depth)."""
-    src = p.points[p.upper_face]
-    dst = np.asarray(target, np.float64)[p.upper_face, :3]
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(b.T @ a)
-    fix = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rot = u @ fix @ vt
-    scale = float((sig * np.diag(fix)).sum() / max((a * a).sum(), 1e-12))
-    lin = scale * rot
-
-    def moved(xy: np.ndarray, z: np.ndarray) -> np.ndarray:
-        x = np.concatenate([xy, z[..., None]], -1) - mu_s
-        return (x @ lin.T)[..., :2] + mu_d[:2] - xy
-
-    b_xy = p.points[p.boundary, :2]
-    at_contour = moved(b_xy, p.points[p.boundary, 2])
-    return moved(p.ring_src, p.ring_depth) - at_contour[None]
+    driven one, applied in 3D to the ring vertex's offset from its contour vertex)."""
+    rot, scale, _t = similarity_procrustes(
+        p.points[p.upper_face], np.asarray(target, np.float64)[None, p.upper_face, :3],
+        np.ones(len(p.upper_face)))
+    lin = scale[0] * rot[0]
+    return (p.ring_lever @ lin.T)[..., :2] - p.ring_lever[..., :2]
 
 
 def _eye_ring(pts: np.ndarray, eye: int) -> np.ndarray:

@@ -349,11 +349,18 @@ def test_a_pressed_mouth_source_is_reproduced_and_opens(face, renderer):
     # the opening is a dark cavity, not stretched lip texture
     dark = luma(out[1][y - 1:y + 2, x - 4:x + 5]).mean()
     assert dark < 0.45 * np.median(skin)
-    # by default the teeth show in it: light, and nearly grey
+    # by default the upper teeth show under the upper lip: light, and less red than the lips;
+    # the relaxed lips of this tall opening cover the lower row, so its middle stays dark
     teeth = renderer.render(renderer.prepare(crop, pressed), target[None])[0]
-    patch = teeth[y - 1:y + 2, x - 4:x + 5].astype(np.float64)
-    assert luma(teeth[y - 1:y + 2, x - 4:x + 5]).mean() > dark + 40.0
-    assert np.ptp(patch.mean((0, 1))) < 0.25 * patch.mean()
+    yt = int(round(target[13, 1] + 0.2 * (target[14, 1] - target[13, 1])))
+    patch = teeth[yt - 1:yt + 2, x - 4:x + 5].astype(np.float64).mean((0, 1))
+    assert luma(patch[None, None]).mean() > dark + 40.0
+    lip = np.concatenate([pts[list(kp.LIP_OUTER_UPPER), :2], pts[list(kp.LIP_INNER_UPPER), :2][::-1]])
+    lips = crop[polygon_mask(lip)].astype(np.float64).mean(0)
+    assert (patch[0] - patch[2]) / patch.mean() < 0.8 * (lips[0] - lips[2]) / lips.mean()
+    gap = target[14, 1] - target[13, 1]
+    y0, y1 = (int(round(target[13, 1] + f * gap)) for f in (0.75, 0.95))
+    assert luma(teeth[y0:y1, x - 4:x + 5]).mean() < 0.5 * luma(patch[None, None]).mean()
 
 
 def test_settings_are_checked():
@@ -550,3 +557,34 @@ def test_teeth_stay_off_the_sides_of_a_tall_opening():
     light = luma(img) > 120
     assert light[38:50, 52:68].any()  # upper teeth under the middle of the upper lip
     assert not light[:, :38].any() and not light[:, 83:].any()  # none down the sides
+
+
+def test_teeth_take_the_hue_of_the_eyes_white():
+    from f2fcli.renderers import mouth
+
+    lip, skin = np.array([105.0, 50.0, 34.0]), np.array([129.0, 77.0, 47.0])
+    warm = mouth.cavity_colours(lip, skin, 0.45, 0.16, 0.9, white=np.array([92.0, 67.0, 53.0]))[2]
+    plain = mouth.cavity_colours(lip, skin, 0.45, 0.16, 0.9)[2]
+    # under this orange light neutral teeth read blue-grey; the eyes' white says how warm
+    assert warm[2] / warm[0] < 0.6 < plain[2] / plain[0]
+    assert warm.max() == pytest.approx(plain.max())
+    grey = mouth.cavity_colours(lip * 0 + 90, skin * 0 + 150, 0.45, 0.16, 0.9,
+                                white=np.array([140.0, 140.0, 140.0]))[2]
+    assert np.ptp(grey) < 1.0
+
+
+def test_a_dropped_jaw_shows_the_tongue_at_the_bottom_of_the_opening():
+    from f2fcli.renderers import mouth
+
+    colours = (np.array([90.0, 40.0, 40.0]), np.array([20.0, 10.0, 10.0]),
+               np.array([230.0, 225.0, 215.0]))
+    arc = np.sin(np.linspace(0, np.pi, 11))
+    x = np.linspace(20, 100, 11)
+    upper = np.stack([x, 50.0 - 5.0 * arc], 1)  # 80 px wide, 35 tall
+    lower = np.stack([x, 50.0 + 30.0 * arc], 1)
+    img = np.full((100, 120, 3), 200, np.uint8)
+    mouth.fill_cavity(img, upper, lower, 1.0, colours, 1.0, 0.0)
+    middle, floor = luma(img[55:62, 55:65]).mean(), luma(img[70:77, 55:65]).mean()
+    assert middle < 20.0  # dark behind the teeth line
+    assert floor > middle + 15.0  # the tongue, in the lips' shade
+    assert floor < luma(colours[0][None, None]).mean()

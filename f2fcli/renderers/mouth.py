@@ -15,6 +15,7 @@ import numpy as np
 
 _SHIFT = 4
 TOOTH_WIDTH = 0.11  # of the mouth's width: eight to ten teeth show across a smile
+TONGUE = 0.7  # how far the tongue at the bottom of a tall opening lightens it to the lips' shade
 _SUB = float(1 << _SHIFT)
 
 
@@ -58,9 +59,11 @@ def teeth_showing(image: np.ndarray, inner: np.ndarray, skin: np.ndarray | None,
 
 def cavity_colours(lip: np.ndarray | None, skin: np.ndarray | None, edge_gain: float,
                    core_gain: float, teeth_gain: float,
-                   override: tuple[int, int, int] | None = None
+                   override: tuple[int, int, int] | None = None,
+                   white: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(edge, core, teeth) RGB float colours of the cavity from the source's lips and skin."""
+    """(edge, core, teeth) RGB float colours of the cavity from the source's lips and skin;
+    ``white`` (the eyes' white, if seen) gives the light's colour for the teeth."""
     if lip is None:
         lip = np.array([150.0, 80.0, 80.0]) if skin is None else skin * np.array([1.0, 0.7, 0.7])
     lip = np.asarray(lip, np.float64)
@@ -79,19 +82,25 @@ def cavity_colours(lip: np.ndarray | None, skin: np.ndarray | None, edge_gain: f
     # teeth: brighter than the skin and nearly neutral, warm only as far as the photo is
     # coloured (a grey photo gets grey teeth); `teeth_gain` dims them into the mouth's shade
     ivory = 1.0 + np.clip(sat * 2.0, 0.0, 1.0) * (np.array([1.0, 0.96, 0.88]) - 1.0)
+    if white is not None and float(np.max(white)) > 1.0:
+        # under a coloured light (warm room, old film) neutral teeth look blue against the
+        # skin: they take the hue the eyes' white has in this photo
+        ivory = ivory * np.asarray(white, np.float64) / float(np.max(white))
     teeth = np.clip(min(ref.max() * 1.2, 245.0) * ivory * teeth_gain, 0, 255)
     return edge, core, teeth
 
 
 def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strength: float,
                 colours: tuple[np.ndarray, np.ndarray, np.ndarray], feather: float,
-                teeth: float = 0.0, shown: float = 0.0) -> None:
+                teeth: float = 0.0, shown: float = 0.0, spread: float = 1.0) -> None:
     """Paint the cavity bounded by polylines ``upper``/``lower`` (each (n, 2), same ends) in place.
 
     ``strength`` in [0, 1] scales the whole fill (0 = nothing); ``feather``
     is the edge blur in pixels; ``teeth`` in [0, 1] the opacity of the
     teeth; ``shown``: px of the source's own upper teeth already above the
-    cavity (the synthetic row is that much shorter).
+    cavity (the synthetic row is that much shorter); ``spread`` in [0, 1]: how far
+    the lips are drawn back (1: a smile bares both rows; 0: relaxed lips, which cover
+    them as the jaw drops).
     """
     if strength <= 0.0:
         return
@@ -127,8 +136,14 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
     down = down / nd if nd > 1e-6 else np.array([0.0, 1.0])
     shadow = np.clip(alpha - _shift(alpha, down * max(1.0, 0.15 * height)), 0.0, 1.0)
     colour *= 1.0 - 0.35 * shadow[..., None]
+    # the tongue: the floor of a dropped jaw's opening is the lip's shade, not black
+    if height > 0.15 * width:
+        floor = np.clip(alpha - _shift(alpha, -down * 0.4 * height), 0.0, 1.0)
+        floor = cv2.GaussianBlur(floor, (0, 0), max(1.0, 0.1 * height))
+        floor *= TONGUE * float(np.clip((height - 0.15 * width) / (0.15 * width), 0.0, 1.0))
+        colour += floor[..., None] * (edge_c[None, None, :] - colour)
     if teeth > 0.0 and height > 2.0:
-        tmask = _teeth_mask(alpha, down, upper, height, width, shown)
+        tmask = _teeth_mask(alpha, down, upper, height, width, shown, spread)
         # teeth fade in as the lips part (a smile shows them at once), dimmer towards the
         # corners, where the cheeks shade them,
         tmask *= teeth * float(np.clip((height - 0.02 * width) / (0.05 * width), 0.0, 1.0))
@@ -151,15 +166,19 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
 
 
 def _teeth_mask(alpha: np.ndarray, down: np.ndarray, upper: np.ndarray, height: float,
-                width: float, shown: float = 0.0) -> np.ndarray:
+                width: float, shown: float = 0.0, spread: float = 1.0) -> np.ndarray:
     """Where teeth show in the opening: the upper row (about a fifth of the mouth's width
     tall, less the `shown` px of it above the opening) under the upper lip and, once the
     jaw drops further, the lower row above the lower lip, with the dark gap between them."""
     full_row = 0.2 * width
-    upper_row = min(height, max(full_row - shown, 0.0))
+    # relaxed lips over a dropped jaw: the upper lip hangs over half the upper row and the
+    # lower lip over the lower one; a narrow or drawn-back opening shows them
+    t = float(np.clip((height / max(width, 1e-6) - 0.15) / 0.2, 0.0, 1.0))
+    covered = (1.0 - spread) * t * t * (3.0 - 2.0 * t)
+    upper_row = min(height, max(full_row * (1.0 - 0.5 * covered) - shown, 0.0))
     mask = np.clip(alpha - _shift(alpha, down * upper_row), 0.0, 1.0)
     opening = height + min(shown, full_row)
-    lower_row = float(np.clip(opening - full_row - 0.03 * width, 0.0, 0.12 * width))
+    lower_row = (1.0 - covered) * float(np.clip(opening - full_row - 0.03 * width, 0.0, 0.12 * width))
     if lower_row > 0.5:
         mask = np.maximum(mask, np.clip(alpha - _shift(alpha, -down * lower_row), 0.0, 1.0))
     # the edge between the rows and at the lips is soft

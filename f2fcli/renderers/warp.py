@@ -311,13 +311,11 @@ class WarpRenderer:
         flip = signed_areas(src_xy, ring_tris) * orientation < 0
         ring_tris[flip] = ring_tris[flip][:, [0, 2, 1]]
 
-        # --- cavity colours from the source's lips and cheeks
+        # --- cavity colours from the source's lips and cheeks (teeth: after the eyes)
         outer = np.concatenate([xy[list(kp.LIP_OUTER_UPPER)], xy[list(kp.LIP_OUTER_LOWER)][::-1]])
         inner = np.concatenate([xy[_LIP_UP], xy[_LIP_LO][::-1]])
         lip = mouth_fill.region_colour(image, outer, inner)
         skin = mouth_fill.region_colour(image, xy[boundary])
-        colours = mouth_fill.cavity_colours(lip, skin, s.mouth_edge_gain, s.mouth_core_gain,
-                                            s.teeth_gain, s.mouth_color)
 
         # synthetic teeth where the source's lips are closed or barely parted (a narrow gap
         # is dark whatever is behind it), or where it shows its own teeth (they continue
@@ -339,6 +337,11 @@ class WarpRenderer:
             else:
                 found.append(iris_fill.find_iris(image, ring, eye_w))
         clean, irises = iris_fill.prepare_irises(image, rings, found, s.sclera)
+        whites = [t for t in (iris_fill.sclera_tone(image, ring, c, r)
+                              for ring, (c, r) in zip(rings, found)) if t is not None]
+        colours = mouth_fill.cavity_colours(lip, skin, s.mouth_edge_gain, s.mouth_core_gain,
+                                            s.teeth_gain, s.mouth_color,
+                                            np.mean(whites, 0) if whites else None)
         lashes = [iris_fill.darkest_tone(image, ring) for ring in rings]
         return PreparedSource(
             image=image, points=pts, src_xy=src_xy, face_tris=face_tris,
@@ -526,9 +529,10 @@ class WarpRenderer:
                 face = _ratio(tgt, src_mesh, (_EYES[0][2][0], _EYES[1][2][1]))
                 narrowed = k / max(face, 1e-6)
                 teeth = s.teeth * p.teeth_share * _smoothstep_array((narrowed - 0.75) / 0.2)
+                spread = _smoothstep_array((narrowed - 0.95) / 0.15)
                 mouth_fill.fill_cavity(img, dst[p.mouth_mu], dst[p.mouth_ml], strength,
                                        p.colours, s.mouth_feather * p.scale_px,
-                                       float(teeth), shown)
+                                       float(teeth), shown, float(spread))
         return img
 
 

@@ -588,3 +588,20 @@ def test_a_dropped_jaw_shows_the_tongue_at_the_bottom_of_the_opening():
     assert middle < 20.0  # dark behind the teeth line
     assert floor > middle + 15.0  # the tongue, in the lips' shade
     assert floor < luma(colours[0][None, None]).mean()
+
+
+def test_the_neck_follows_the_chin_further_than_the_side_follows_the_cheek(face, renderer,
+                                                                            prepared):
+    _crop, pts = face
+    outline = face_outline(pts, renderer)
+
+    def half_reach(b: int) -> float:
+        """How far out (face radii) the background still moves half as much as the contour."""
+        dist = np.linalg.norm(prepared.ring_src[:, b] - outline[b], axis=1)
+        return float(np.interp(0.5, prepared.ring_weights[::-1, b], dist[::-1])
+                     / face_radius(outline))
+
+    beside = half_reach(int(np.argmax(outline[:, 0])))
+    below = half_reach(int(np.argmax(outline[:, 1])))
+    # hair and wall beside the face stop soon; the neck follows the chin further
+    assert 0.1 < beside < 0.2 and below > 1.3 * beside, (beside, below)

@@ -178,7 +178,8 @@ def _teeth_mask(alpha: np.ndarray, down: np.ndarray, upper: np.ndarray, height: 
     upper_row = min(height, max(full_row * (1.0 - 0.5 * covered) - shown, 0.0))
     mask = np.clip(alpha - _shift(alpha, down * upper_row), 0.0, 1.0)
     opening = height + min(shown, full_row)
-    lower_row = (1.0 - covered) * float(np.clip(opening - full_row - 0.03 * width, 0.0, 0.12 * width))
+    lower_row = (1.0 - covered) * float(np.clip(opening - full_row - 0.03 * width, 0.0,
+                                                0.12 * width))
     if lower_row > 0.5:
         mask = np.maximum(mask, np.clip(alpha - _shift(alpha, -down * lower_row), 0.0, 1.0))
     # the edge between the rows and at the lips is soft

@@ -284,10 +284,8 @@ class WarpRenderer:
         room = np.maximum(t_exit - radius - margin / np.maximum(cos, 0.25), 0.0)
         up = xy[10] - xy[152]
         up = up / max(np.linalg.norm(up), 1e-9)
-        cos_c = np.cos(np.radians(s.crown_angle))
-        crown = _smoothstep_array(np.clip((d @ up - cos_c) / max(1.0 - cos_c, 1e-6), 0.0, 1.0))
-        cos_n = np.cos(np.radians(s.chin_angle))
-        chin = _smoothstep_array(np.clip((-(d @ up) - cos_n) / max(1.0 - cos_n, 1e-6), 0.0, 1.0))
+        crown = _cone(d, up, s.crown_angle)
+        chin = _cone(d, -up, s.chin_angle)
         falloff = s.falloff + crown * (s.crown_falloff - s.falloff) \
             + chin * (s.chin_falloff - s.falloff)
         reach = np.maximum(np.minimum(room, falloff * face_r), 1e-3)
@@ -562,6 +560,12 @@ def _mesh_topology() -> tuple[np.ndarray, np.ndarray]:
     loop = _boundary_loop(tris)
     loop.setflags(write=False)
     return tris, loop
+
+
+def _cone(d: np.ndarray, axis: np.ndarray, degrees: float) -> np.ndarray:
+    """Per unit ray (n, 2): 1 along `axis`, easing to 0 at `degrees` from it."""
+    c = np.cos(np.radians(degrees))
+    return _smoothstep_array(np.clip((d @ axis - c) / max(1.0 - c, 1e-6), 0.0, 1.0))
 
 
 def _smoothstep_array(t: np.ndarray) -> np.ndarray:

@@ -571,6 +571,9 @@ def test_teeth_take_the_hue_of_the_eyes_white():
     grey = mouth.cavity_colours(lip * 0 + 90, skin * 0 + 150, 0.45, 0.16, 0.9,
                                 white=np.array([140.0, 140.0, 140.0]))[2]
     assert np.ptp(grey) < 1.0
+    # dark green glasses over the eyes are no guide to the light
+    shades = mouth.cavity_colours(lip, skin, 0.45, 0.16, 0.9, white=np.array([40.0, 70.0, 50.0]))
+    assert np.allclose(shades[2], plain)
 
 
 def test_a_dropped_jaw_shows_the_tongue_at_the_bottom_of_the_opening():

@@ -82,12 +82,27 @@ def cavity_colours(lip: np.ndarray | None, skin: np.ndarray | None, edge_gain: f
     # teeth: brighter than the skin and nearly neutral, warm only as far as the photo is
     # coloured (a grey photo gets grey teeth); `teeth_gain` dims them into the mouth's shade
     ivory = 1.0 + np.clip(sat * 2.0, 0.0, 1.0) * (np.array([1.0, 0.96, 0.88]) - 1.0)
-    if white is not None and float(np.max(white)) > 1.0:
+    if _lit_like_skin(white, ref):
         # under a coloured light (warm room, old film) neutral teeth look blue against the
         # skin: they take the hue the eyes' white has in this photo
         ivory = ivory * np.asarray(white, np.float64) / float(np.max(white))
     teeth = np.clip(min(ref.max() * 1.2, 245.0) * ivory * teeth_gain, 0, 255)
     return edge, core, teeth
+
+
+def _lit_like_skin(white: np.ndarray | None, skin: np.ndarray) -> bool:
+    """Whether `white` can be the eyes' white under the light that falls on `skin`: not
+    much darker, and tinted, if at all, the way the skin is (dark or coloured glasses and
+    a shadowed eye are not)."""
+    if white is None:
+        return False
+    white, skin = np.asarray(white, np.float64), np.asarray(skin, np.float64)
+    if white.mean() <= 0.5 * skin.mean():
+        return False
+    tint = white / white.mean() - 1.0
+    own = skin / max(float(skin.mean()), 1.0) - 1.0
+    return bool(np.abs(tint).max() < 0.1 or tint @ own > 0.5 * np.linalg.norm(tint)
+                * np.linalg.norm(own))
 
 
 def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strength: float,

@@ -151,12 +151,7 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
     down = down / nd if nd > 1e-6 else np.array([0.0, 1.0])
     shadow = np.clip(alpha - _shift(alpha, down * max(1.0, 0.15 * height)), 0.0, 1.0)
     colour *= 1.0 - 0.35 * shadow[..., None]
-    # the tongue: the floor of a dropped jaw's opening is the lip's shade, not black
-    if height > 0.15 * width:
-        floor = np.clip(alpha - _shift(alpha, -down * 0.4 * height), 0.0, 1.0)
-        floor = cv2.GaussianBlur(floor, (0, 0), max(1.0, 0.1 * height))
-        floor *= TONGUE * float(np.clip((height - 0.15 * width) / (0.15 * width), 0.0, 1.0))
-        colour += floor[..., None] * (edge_c[None, None, :] - colour)
+    colour += _tongue_mask(alpha, down, height, width)[..., None] * (edge_c - colour)
     if teeth > 0.0 and height > 2.0:
         tmask = _teeth_mask(alpha, down, upper, height, width, shown, spread)
         # teeth fade in as the lips part (a smile shows them at once), dimmer towards the
@@ -178,6 +173,17 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
     out = roi.astype(np.float32)
     out += alpha[..., None] * (colour - out)
     roi[...] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _tongue_mask(alpha: np.ndarray, down: np.ndarray, height: float, width: float
+                 ) -> np.ndarray:
+    """How far the floor of the opening shows the tongue, in the lips' shade rather than the
+    black behind it: the lower part of a tall opening, fading in as the jaw drops."""
+    drop = float(np.clip((height - 0.15 * width) / (0.15 * width), 0.0, 1.0))
+    if drop <= 0.0:
+        return np.zeros_like(alpha)
+    floor = np.clip(alpha - _shift(alpha, -down * 0.4 * height), 0.0, 1.0)
+    return TONGUE * drop * cv2.GaussianBlur(floor, (0, 0), max(1.0, 0.1 * height))
 
 
 def _teeth_mask(alpha: np.ndarray, down: np.ndarray, upper: np.ndarray, height: float,

@@ -191,23 +191,24 @@ def _run_steps(report: PipelineReport, frame: np.ndarray, frames: int, threads: 
 
     # Tracking: steady state (the landmarker follows the face; detection only at a cut).
     # Its first result also gives the landmarks for the fit and the paste-back box.
+    from ..io.writer import EncoderSettings, VideoWriter
+    from ..pipeline.crop import CropBox, face_crop_box
+    from ..pipeline.paste import PasteBack
+    from ..tracking.fitting import fit_sequence
+    from ..tracking.tracker import VideoFaceTracker
+
     landmarks = scores = None
-    try:
-        from ..tracking.tracker import VideoFaceTracker
-    except ImportError as exc:
-        skipped("tracking", f"not available: {exc}")
+    say("tracking")
+    tracker = VideoFaceTracker(threads=threads)
+    first = tracker(frame)
+    if first.found:
+        landmarks, scores = first.landmarks, first.blendshapes
+    if "tracking" in skip:
+        skipped("tracking", "not requested")
     else:
-        say("tracking")
-        tracker = VideoFaceTracker(threads=threads)
-        first = tracker(frame)
-        if first.found:
-            landmarks, scores = first.landmarks, first.blendshapes
-        if "tracking" in skip:
-            skipped("tracking", "not requested")
-        else:
-            _step(report, "tracking", lambda: tracker(frame), frames,
-                  note="landmarks + blendshapes, face followed (no detection)"
-                  if first.found else "no face found: detector on every frame")
+        _step(report, "tracking", lambda: tracker(frame), frames,
+              note="landmarks + blendshapes, face followed (no detection)"
+              if first.found else "no face found: detector on every frame")
 
     # Face-model fit of the driving frames (the paper's 3DMM fitting).
     if "face-model fit" in skip:
@@ -215,20 +216,15 @@ def _run_steps(report: PipelineReport, frame: np.ndarray, frames: int, threads: 
     elif landmarks is None:
         skipped("face-model fit", "no tracked face")
     else:
-        try:
-            from ..tracking.fitting import fit_sequence
-        except ImportError as exc:
-            skipped("face-model fit", f"not available: {exc}")
-        else:
-            say("face-model fit")
-            model = _face_model()
-            rng = np.random.default_rng(seed)
-            count = max(2, frames)
-            seq = landmarks[None] + rng.normal(0, 0.3, (count, *landmarks.shape))
-            seq_scores = np.repeat(np.asarray(scores)[None], count, 0)
-            _step(report, "face-model fit", lambda: fit_sequence(model, seq, seq_scores),
-                  max(3, frames // 3), per_call=count,
-                  note=f"sequence fit of {count} frames, per frame")
+        say("face-model fit")
+        model = _face_model()
+        rng = np.random.default_rng(seed)
+        count = max(2, frames)
+        seq = landmarks[None] + rng.normal(0, 0.3, (count, *landmarks.shape))
+        seq_scores = np.repeat(np.asarray(scores)[None], count, 0)
+        _step(report, "face-model fit", lambda: fit_sequence(model, seq, seq_scores),
+              max(3, frames // 3), per_call=count,
+              note=f"sequence fit of {count} frames, per frame")
 
     if "networks" in skip:
         skipped("networks", "not requested")
@@ -237,38 +233,26 @@ def _run_steps(report: PipelineReport, frame: np.ndarray, frames: int, threads: 
         crop = _network_steps(report, frames, threads, weights, seed, say)
 
     # Paste-back of the rendered crop into the full frame.
-    try:
-        from ..pipeline.crop import CropBox, face_crop_box
-        from ..pipeline.paste import PasteBack
-    except ImportError as exc:
-        skipped("paste-back", f"not available: {exc}")
+    if "paste-back" in skip:
+        skipped("paste-back", "not requested")
     else:
-        if "paste-back" in skip:
-            skipped("paste-back", "not requested")
+        say("paste-back")
+        if landmarks is not None:
+            box = face_crop_box(landmarks, 2.0, res)
         else:
-            say("paste-back")
-            if landmarks is not None:
-                box = face_crop_box(landmarks, 2.0, res)
-            else:
-                side = min(frame.shape[:2]) // 2
-                box = CropBox((frame.shape[1] - side) // 2, (frame.shape[0] - side) // 2,
-                              side, res)
-            paste = PasteBack(frame, box)
-            _step(report, "paste-back", lambda: paste(crop), frames,
-                  note=f"{box.size}x{box.size} px face region, feathered blend")
+            side = min(frame.shape[:2]) // 2
+            box = CropBox((frame.shape[1] - side) // 2, (frame.shape[0] - side) // 2, side, res)
+        paste = PasteBack(frame, box)
+        _step(report, "paste-back", lambda: paste(crop), frames,
+              note=f"{box.size}x{box.size} px face region, feathered blend")
 
     # Video encoding of full frames (libx264, default settings) to a temporary file.
-    try:
-        from ..io.writer import EncoderSettings, VideoWriter
-    except ImportError as exc:
-        skipped("video encoding", f"not available: {exc}")
+    if "video encoding" in skip:
+        skipped("video encoding", "not requested")
     else:
-        if "video encoding" in skip:
-            skipped("video encoding", "not requested")
-        else:
-            say("video encoding")
-            report.steps.append(_encoding_step(frame, max(frames, 3), seed, EncoderSettings(),
-                                               VideoWriter))
+        say("video encoding")
+        report.steps.append(_encoding_step(frame, max(frames, 3), seed, EncoderSettings(),
+                                           VideoWriter))
 
 
 def _encoding_step(frame: np.ndarray, count: int, seed: int, settings: Any,

@@ -173,13 +173,10 @@ def _environment(config: BenchConfig) -> dict[str, Any]:
         "cpu": _cpu_name(), "cpu_count": _cpu_count(),
         "torch_threads": torch.get_num_threads(), "threads": config.threads,
     }
-    try:
-        import onnxruntime
+    import onnxruntime
 
-        env["onnxruntime"] = onnxruntime.__version__
-        env["onnxruntime_providers"] = onnxruntime.get_available_providers()
-    except ImportError:
-        pass
+    env["onnxruntime"] = onnxruntime.__version__
+    env["onnxruntime_providers"] = onnxruntime.get_available_providers()
     if config.device == "cuda" and torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name()
         env["cuda"] = torch.version.cuda

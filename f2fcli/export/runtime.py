@@ -218,12 +218,8 @@ class OnnxGenerator:
 
 def onnx_cache_dir() -> Path:
     """Where `load_onnx_generator` keeps exported models: <f2f cache>/onnx."""
-    try:
-        from ..pipeline.source import default_cache_dir
-    except ImportError:  # the pipeline is optional for this module
-        import os
+    from ..pipeline.source import default_cache_dir
 
-        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "f2f" / "onnx"
     return default_cache_dir() / "onnx"
 
 

@@ -108,12 +108,14 @@ def sclera_tone(image: np.ndarray, ring: np.ndarray, centre: np.ndarray, radius:
 
 
 def prepare_irises(image: np.ndarray, rings: list[np.ndarray],
-                   irises: list[tuple[np.ndarray, float]], sclera: float = 0.0
+                   irises: list[tuple[np.ndarray, float]], sclera: float = 0.0,
+                   whites: list[np.ndarray | None] | None = None
                    ) -> tuple[np.ndarray, list[IrisPatch]]:
     """The source crop with both irises painted out, and each iris as a patch.
 
     `rings`: per eye the lid polygon (n, 2); `irises`: per eye (centre (2,), radius);
-    `sclera`: how far the painted-out disc is lightened towards the eye's white."""
+    `sclera`: how far the painted-out disc is lightened towards the eye's white, per eye
+    `whites` (`sclera_tone`; None: not seen, or no lightening)."""
     h, w = image.shape[:2]
     hole = np.zeros((h, w), np.uint8)
     patches = []
@@ -137,10 +139,9 @@ def prepare_irises(image: np.ndarray, rings: list[np.ndarray],
         cv2.fillPoly(inside, [np.rint(ring * _SUB).astype(np.int32)], 255, cv2.LINE_8, _SHIFT)
     hole = cv2.bitwise_and(hole, inside)
     clean = cv2.inpaint(image, hole, 3, cv2.INPAINT_TELEA) if hole.any() else image.copy()
-    if sclera > 0.0 and hole.any():
+    if sclera > 0.0 and whites is not None and hole.any():
         soft = cv2.GaussianBlur(hole.astype(np.float32) / 255.0, (0, 0), 1.0) * (inside > 0)
-        for ring, (centre, radius) in zip(rings, irises):
-            tone = sclera_tone(image, ring, centre, radius)
+        for (centre, radius), tone in zip(irises, whites):
             if tone is None:
                 continue
             near = np.zeros_like(soft)

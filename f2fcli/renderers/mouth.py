@@ -160,8 +160,7 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
         along = (np.indices(alpha.shape)[::-1].transpose(1, 2, 0) + lo
                  - 0.5 * (upper[0] + upper[-1])) @ ((upper[-1] - upper[0]) / max(width, 1e-6))
         # and gone at them: the rows do not run down the sides of a tall opening
-        side = np.clip((np.abs(along) / (0.5 * width) - 0.5) / 0.45, 0.0, 1.0)
-        tmask *= 1.0 - side * side * (3.0 - 2.0 * side)
+        tmask *= 1.0 - _smoothstep((np.abs(along) / (0.5 * width) - 0.5) / 0.45)
         # faint gaps between the teeth, the central pair meeting in the middle
         phase = along / (TOOTH_WIDTH * width)
         tmask *= 1.0 - 0.15 * np.exp(-0.5 * ((phase - np.round(phase)) / 0.07) ** 2)
@@ -194,8 +193,7 @@ def _teeth_mask(alpha: np.ndarray, down: np.ndarray, upper: np.ndarray, height: 
     full_row = 0.2 * width
     # relaxed lips over a dropped jaw: the upper lip hangs over half the upper row and the
     # lower lip over the lower one; a narrow or drawn-back opening shows them
-    t = float(np.clip((height / max(width, 1e-6) - 0.15) / 0.2, 0.0, 1.0))
-    covered = (1.0 - spread) * t * t * (3.0 - 2.0 * t)
+    covered = (1.0 - spread) * float(_smoothstep((height / max(width, 1e-6) - 0.15) / 0.2))
     upper_row = min(height, max(full_row * (1.0 - 0.5 * covered) - shown, 0.0))
     mask = np.clip(alpha - _shift(alpha, down * upper_row), 0.0, 1.0)
     opening = height + min(shown, full_row)
@@ -205,6 +203,11 @@ def _teeth_mask(alpha: np.ndarray, down: np.ndarray, upper: np.ndarray, height: 
         mask = np.maximum(mask, np.clip(alpha - _shift(alpha, -down * lower_row), 0.0, 1.0))
     # the edge between the rows and at the lips is soft
     return cv2.GaussianBlur(mask, (0, 0), max(0.6, 0.04 * width))
+
+
+def _smoothstep(t: np.ndarray | float) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
 
 
 def _shift(img: np.ndarray, d: np.ndarray) -> np.ndarray:

@@ -347,12 +347,12 @@ class WarpRenderer:
                 found.append((c, float(np.linalg.norm(iris[k][1:] - c, axis=1).mean())))
             else:
                 found.append(iris_fill.find_iris(image, ring, eye_w))
-        clean, irises = iris_fill.prepare_irises(image, rings, found, s.sclera)
-        whites = [t for t in (iris_fill.sclera_tone(image, ring, c, r)
-                              for ring, (c, r) in zip(rings, found)) if t is not None]
+        whites = [iris_fill.sclera_tone(image, ring, c, r) for ring, (c, r) in zip(rings, found)]
+        clean, irises = iris_fill.prepare_irises(image, rings, found, s.sclera, whites)
+        seen = [t for t in whites if t is not None]
         colours = mouth_fill.cavity_colours(lip, skin, s.mouth_edge_gain, s.mouth_core_gain,
                                             s.teeth_gain, s.mouth_color,
-                                            np.mean(whites, 0) if whites else None)
+                                            np.mean(seen, 0) if seen else None)
         lashes = [iris_fill.darkest_tone(image, ring) for ring in rings]
         return PreparedSource(
             image=image, points=pts, src_xy=src_xy, face_tris=face_tris,

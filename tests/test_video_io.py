@@ -67,6 +67,19 @@ def test_generated_frames_decode_to_what_was_encoded(ntsc_clip: Path) -> None:
     assert _psnr(chunk.images, expected) > 35.0
 
 
+def test_colours_survive_encoding(tmp_path: Path) -> None:
+    """Flat colours come back within two grey levels: the RGB->YUV matrix and range of the
+    writer match what decoders assume (BT.601, limited range)."""
+    colours = [(200, 120, 80), (30, 60, 200), (128, 128, 128), (16, 235, 16)]
+    frames = np.stack([np.full((32, 48, 3), c, np.uint8) for c in colours])
+    out = tmp_path / "flat.mp4"
+    with write_video(out, Fraction(25)) as writer:
+        for frame in frames:
+            writer.write(frame)
+    back = VideoReader(out).read_all().images
+    assert np.abs(back.astype(int) - frames).max() <= 2
+
+
 def test_long_clip_streams_with_bounded_memory(tmp_path: Path) -> None:
     frames, size = 4000, 96
     path = make_clip(tmp_path / "long.mp4", frames, size, size, 50, audio_rate=None,

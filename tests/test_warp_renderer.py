@@ -268,12 +268,14 @@ def test_closing_the_eyes_changes_them_without_holes(face, renderer, prepared):
     assert psnr(out, crop, far) > 40.0
 
 
-def test_a_blink_covers_the_eye_with_the_lid(fitted, face, renderer, prepared):
+def test_a_blink_covers_the_eye_with_the_lid(fitted, face):
     crop, expression, mesh = fitted
     _, pts = face
     blink = expression.copy()
     blink[EXPR_INDEX["eyeBlinkLeft"]] = blink[EXPR_INDEX["eyeBlinkRight"]] = 1.0
-    out = renderer.render(prepared, mesh(blink)[None])[0]
+    # without the lash fringe (its own test): here only the lid over the iris counts
+    renderer = WarpRenderer(WarpSettings(lash_fringe=0.0))
+    out = renderer.render(renderer.prepare(*face), mesh(blink)[None])[0]
     for eye, box in eye_boxes(pts):
         before, after = luma(crop)[box], luma(out)[box]
         # the dark iris and pupil mostly vanished under the lid
@@ -298,6 +300,27 @@ def test_a_narrowing_eye_darkens_towards_its_own_darkest_tone(fitted, face, prep
         assert a.mean() < b.mean() - 1.0
         assert a.min() >= min(b.min(), float(prepared.lashes[e].mean())) - 1
     assert np.array_equal(shaded[1], unshaded[1])
+
+
+def test_a_shut_eye_hangs_its_lashes_over_the_lower_lid(fitted, face, prepared):
+    """Below the lower lid of a shut eye a band darkens towards the eye's darkest tone (a
+    slit with a bright rim read as an open eye); an open eye keeps its lower lid."""
+    crop, expression, mesh = fitted
+    _, pts = face
+    shut = expression.copy()
+    shut[EXPR_INDEX["eyeBlinkLeft"]] = shut[EXPR_INDEX["eyeBlinkRight"]] = 1.0
+    target = mesh(shut)
+    bare = WarpRenderer(WarpSettings(lash_fringe=0.0))
+    fringed = WarpRenderer().render(prepared, np.stack([target, pts]))
+    plain = bare.render(bare.prepare(*face), np.stack([target, pts]))
+    for e, lower in enumerate((kp.LOWER_LID_R, kp.LOWER_LID_L)):
+        middle = target[list(lower[3:6]), :2].mean(0)
+        width = np.linalg.norm(target[lower[0], :2] - target[lower[-1], :2])
+        x, y = np.rint(middle + [0.0, 0.03 * width]).astype(int)
+        a, b = luma(fringed[0])[y - 1:y + 2, x - 2:x + 3], luma(plain[0])[y - 1:y + 2, x - 2:x + 3]
+        assert a.mean() < b.mean() - 10.0
+        assert a.min() >= min(b.min(), float(prepared.lashes[e].mean())) - 1
+    assert np.array_equal(fringed[1], plain[1])
 
 
 def test_the_nearer_surface_wins_when_the_head_turns(face, renderer, prepared):
@@ -374,6 +397,8 @@ def test_settings_are_checked():
         WarpSettings(lash_shade=1.5)
     with pytest.raises(ValueError):
         WarpSettings(crown_plateau=1.0)
+    with pytest.raises(ValueError):
+        WarpSettings(lash_fringe=-0.1)
 
 
 def test_gaze_slides_the_eye_interior(face, renderer, prepared):

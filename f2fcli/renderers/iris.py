@@ -198,6 +198,31 @@ def darken_opening(out: np.ndarray, ring: np.ndarray, tone: np.ndarray, strength
     window = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
     mask = opening_mask((int(hi[1] - lo[1]), int(hi[0] - lo[0])), ring, lo.astype(np.float64),
                         0.0)
+    _darken(out, window, mask, tone, strength)
+
+
+def lash_fringe(out: np.ndarray, lower: np.ndarray, down: np.ndarray, depth: float,
+                tone: np.ndarray, strength: float) -> None:
+    """In place: the upper lashes of a shut eye hanging over the lower lid, a band `depth`
+    px deep below the lid line `lower` (n, 2, corner to corner; `down` its unit normal),
+    tapered to the corners and blended by `strength` towards `tone` where lighter."""
+    if strength <= 0.0 or depth <= 0.0:
+        return
+    taper = np.sin(np.linspace(0.0, np.pi, len(lower)))[:, None]
+    band = np.concatenate([lower, (lower + depth * taper * down)[::-1]])
+    box = _window(band.min(0) - 2.0, band.max(0) + 2.0, out)
+    if box is None:
+        return
+    lo, hi = box
+    window = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+    mask = opening_mask((int(hi[1] - lo[1]), int(hi[0] - lo[0])), band, lo.astype(np.float64),
+                        max(0.25 * depth, 0.5))
+    _darken(out, window, mask, tone, strength)
+
+
+def _darken(out: np.ndarray, window: tuple[slice, slice], mask: np.ndarray, tone: np.ndarray,
+            strength: float) -> None:
+    """In place: `out[window]` blended by `strength * mask` towards `tone` where lighter."""
     roi = out[window].astype(np.float32)
     roi += strength * mask[..., None] * np.minimum(tone - roi, 0.0)
     out[window] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)

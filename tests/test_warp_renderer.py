@@ -284,17 +284,28 @@ def test_a_blink_covers_the_eye_with_the_lid(fitted, face):
         assert (out[box].max(axis=2) > 8).all()
 
 
+def _blinking(fitted, amount: float) -> np.ndarray:
+    """The fitted face's mesh with both eyes `amount` shut."""
+    _crop, expression, mesh = fitted
+    e = expression.copy()
+    e[EXPR_INDEX["eyeBlinkLeft"]] = e[EXPR_INDEX["eyeBlinkRight"]] = amount
+    return mesh(e)
+
+
+def _with_and_without(face, prepared, target: np.ndarray, **settings) -> tuple:
+    """Frames of `target` and of the source mesh, by the default renderer and by one with
+    `settings` changed."""
+    meshes = np.stack([target, face[1]])
+    other = WarpRenderer(WarpSettings(**settings))
+    return (WarpRenderer().render(prepared, meshes),
+            other.render(other.prepare(*face), meshes))
+
+
 def test_a_narrowing_eye_darkens_towards_its_own_darkest_tone(fitted, face, prepared):
     """Lashes and the lid's shadow fill the slit of a lowering lid; the shading never goes
     darker than the eye's own darkest tone, and a wide-open eye is not shaded."""
-    crop, expression, mesh = fitted
-    _, pts = face
-    half = expression.copy()
-    half[EXPR_INDEX["eyeBlinkLeft"]] = half[EXPR_INDEX["eyeBlinkRight"]] = 0.6
-    target = mesh(half)
-    plain = WarpRenderer(WarpSettings(lash_shade=0.0))
-    shaded = WarpRenderer().render(prepared, np.stack([target, pts]))
-    unshaded = plain.render(plain.prepare(*face), np.stack([target, pts]))
+    target = _blinking(fitted, 0.6)
+    shaded, unshaded = _with_and_without(face, prepared, target, lash_shade=0.0)
     for e, (_eye, box) in enumerate(eye_boxes(target)):
         a, b = luma(shaded[0])[box], luma(unshaded[0])[box]
         assert a.mean() < b.mean() - 1.0
@@ -305,14 +316,8 @@ def test_a_narrowing_eye_darkens_towards_its_own_darkest_tone(fitted, face, prep
 def test_a_shut_eye_hangs_its_lashes_over_the_lower_lid(fitted, face, prepared):
     """Below the lower lid of a shut eye a band darkens towards the eye's darkest tone (a
     slit with a bright rim read as an open eye); an open eye keeps its lower lid."""
-    crop, expression, mesh = fitted
-    _, pts = face
-    shut = expression.copy()
-    shut[EXPR_INDEX["eyeBlinkLeft"]] = shut[EXPR_INDEX["eyeBlinkRight"]] = 1.0
-    target = mesh(shut)
-    bare = WarpRenderer(WarpSettings(lash_fringe=0.0))
-    fringed = WarpRenderer().render(prepared, np.stack([target, pts]))
-    plain = bare.render(bare.prepare(*face), np.stack([target, pts]))
+    target = _blinking(fitted, 1.0)
+    fringed, plain = _with_and_without(face, prepared, target, lash_fringe=0.0)
     for e, lower in enumerate((kp.LOWER_LID_R, kp.LOWER_LID_L)):
         middle = target[list(lower[3:6]), :2].mean(0)
         width = np.linalg.norm(target[lower[0], :2] - target[lower[-1], :2])

@@ -326,6 +326,11 @@ def test_a_shut_eye_hangs_its_lashes_over_the_lower_lid(fitted, face, prepared):
         assert a.mean() < b.mean() - 10.0
         assert a.min() >= min(b.min(), float(prepared.lashes[e].mean())) - 1
     assert np.array_equal(fringed[1], plain[1])
+    # the fringe does not depend on the slit's own shading being on
+    unshaded = WarpRenderer(WarpSettings(lash_shade=0.0))
+    bare = WarpRenderer(WarpSettings(lash_shade=0.0, lash_fringe=0.0))
+    assert luma(unshaded.render(unshaded.prepare(*face), target[None])[0]).sum() \
+        < luma(bare.render(bare.prepare(*face), target[None])[0]).sum()
 
 
 def test_the_nearer_surface_wins_when_the_head_turns(face, renderer, prepared):

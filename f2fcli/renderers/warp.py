@@ -412,11 +412,12 @@ class WarpRenderer:
         a nearly shut eye's lashes also hang over the lower lid."""
         s = self.settings
         for e in range(len(_EYES)):
-            closing = 1.0 - float(_smoothstep_array(np.mean(open_share[e]) / s.lash_open))
-            if closing > 0.0:
+            share = float(np.mean(open_share[e]))
+            closing = 1.0 - float(_smoothstep_array(share / s.lash_open))
+            if closing > 0.0 and s.lash_shade > 0.0:
                 iris_fill.darken_opening(img, _eye_ring(tgt, e), lashes[e],
                                          s.lash_shade * closing)
-            shut = 1.0 - float(_smoothstep_array(np.mean(open_share[e]) / s.fringe_open))
+            shut = 1.0 - float(_smoothstep_array(share / s.fringe_open))
             if shut > 0.0 and s.lash_fringe > 0.0:
                 corners = _EYES[e][2]
                 width = float(np.linalg.norm(tgt[corners[1]] - tgt[corners[0]]))
@@ -546,7 +547,7 @@ class WarpRenderer:
                 and s.gaze_shift > 0 and p.irises:
             self._move_irises(p, img, tgt, gaze, open_share, (m1, m2))
 
-        if s.lash_shade > 0 and open_share and p.lashes:
+        if (s.lash_shade > 0 or s.lash_fringe > 0) and open_share and p.lashes:
             self._shade_slits(img, tgt, open_share, p.lashes)
         if s.mouth_fill:
             m_open = s.mouth_min_opening * p.scale_px

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from skimage import data
 
 from f2fcli.io.image import write_image
 from f2fcli.pipeline.crop import CropBox, face_crop_box
+from f2fcli.pipeline.head import HeadRegion
 from f2fcli.pipeline.motion import MotionOptions, drive
 from f2fcli.pipeline.paste import PasteBack, feather_mask
 from f2fcli.pipeline.source import SourceCache, SourceOptions, load_source
@@ -36,11 +38,21 @@ def test_face_crop_box_is_square_around_the_face() -> None:
         face_crop_box(landmarks, 2.0, 4096)
 
 
+STILL = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def _head_of(box: CropBox) -> HeadRegion:
+    return HeadRegion((box.x0 + box.size / 2, box.y0 + box.size / 2),
+                      (box.size / 5, box.size / 4), 0.0)
+
+
 def test_paste_back_of_the_untouched_crop_is_the_source() -> None:
     image = data.astronaut()
     box = CropBox(100, 40, 300, 300)
-    paste = PasteBack(image, box)
-    assert np.abs(paste(box.cut(image)).astype(int) - image).max() <= 1
+    paste = PasteBack(image, box, _head_of(box))
+    error = np.abs(paste(box.cut(image), STILL).astype(int) - image)
+    # the crop's feathered rim samples its edge pixel a grid step beyond it
+    assert error.max() <= 8 and error.mean() < 0.01
     mask = feather_mask(100)
     assert mask[50, 50] == 1.0 and mask[0, 50] == 0.0 and mask[50, 0] == 0.0
 
@@ -48,11 +60,47 @@ def test_paste_back_of_the_untouched_crop_is_the_source() -> None:
 def test_paste_back_changes_only_inside_the_crop() -> None:
     image = data.astronaut()
     box = CropBox(-50, 300, 300, 256)  # hangs over the left and bottom edges
-    out = PasteBack(image, box)(np.zeros((256, 256, 3), np.uint8))
+    out = PasteBack(image, box, _head_of(box))(np.zeros((256, 256, 3), np.uint8), STILL)
     assert out.shape == image.shape
     np.testing.assert_array_equal(out[:290], image[:290])
     np.testing.assert_array_equal(out[:, 260:], image[:, 260:])
     assert out[450, 100].sum() < 30  # the middle of the crop is the pasted (black) image
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+def test_paste_back_carries_the_head_and_keeps_the_far_background() -> None:
+    image = data.astronaut()
+    box = CropBox(130, 0, 240, 256)
+    region = HeadRegion((250.0, 110.0), (60.0, 75.0), 0.0)
+    paste = PasteBack(image, box, region)
+    # 50 px right, 30 px down, 10 % larger, 8 degrees roll, about the head's centre
+    a = 1.1 * np.exp(1j * np.radians(8.0))
+    c = 250.0 + 110.0j
+    b = c * (1 - a) + 50 + 30j
+    head = np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
+    out = paste(box.cut(image), head).astype(np.float64)
+    # inside the carried head: the source moved by the similarity
+    expected = cv2.warpAffine(image, head, image.shape[1::-1], flags=cv2.INTER_LINEAR)
+    ys, xs = np.mgrid[0:512, 0:512]
+    q = (xs - 300.0) ** 2 / 60.0**2 + (ys - 140.0) ** 2 / 75.0**2
+    inside = q < 0.8
+    assert _psnr(out[inside], expected[inside]) > 35.0
+    # far from the head nothing moves; the map between folds nowhere
+    map_x, map_y, _ = paste.field(head)
+    far = np.hypot(xs - 300.0, ys - 140.0) > 75.0 * 1.1 + 2.0 * 65.0 + 80.0
+    np.testing.assert_allclose(map_x[far], xs[far], atol=0.5)
+    np.testing.assert_allclose(map_y[far], ys[far], atol=0.5)
+    jacobian = (np.gradient(map_x, axis=1) * np.gradient(map_y, axis=0)
+                - np.gradient(map_x, axis=0) * np.gradient(map_y, axis=1))
+    assert jacobian.min() > 0.05
+    # no hard edge: neighbouring output pixels never sample source points far apart
+    step = np.maximum(np.hypot(np.diff(map_x, axis=1), np.diff(map_y, axis=1))[:-1],
+                      np.hypot(np.diff(map_x, axis=0), np.diff(map_y, axis=0))[:, :-1])
+    assert step.max() < 2.5
 
 
 @pytest.fixture(scope="module")

@@ -193,6 +193,7 @@ def _run_steps(report: PipelineReport, frame: np.ndarray, frames: int, threads: 
     # Its first result also gives the landmarks for the fit and the paste-back box.
     from ..io.writer import EncoderSettings, VideoWriter
     from ..pipeline.crop import CropBox, face_crop_box
+    from ..pipeline.head import HeadRegion
     from ..pipeline.paste import PasteBack
     from ..tracking.fitting import fit_sequence
     from ..tracking.tracker import VideoFaceTracker
@@ -242,9 +243,13 @@ def _run_steps(report: PipelineReport, frame: np.ndarray, frames: int, threads: 
         else:
             side = min(frame.shape[:2]) // 2
             box = CropBox((frame.shape[1] - side) // 2, (frame.shape[0] - side) // 2, side, res)
-        paste = PasteBack(frame, box)
-        _step(report, "paste-back", lambda: paste(crop), frames,
-              note=f"{box.size}x{box.size} px face region, feathered blend")
+        centre = (box.x0 + box.size / 2, box.y0 + box.size / 2)
+        region = HeadRegion(centre, (box.size / 4, box.size / 3.2), 0.0)
+        # a head that has moved a tenth of the crop: the whole field is evaluated
+        head = np.array([[1.0, 0.0, 0.1 * box.size], [0.0, 1.0, 0.0]])
+        paste = PasteBack(frame, box, region)
+        _step(report, "paste-back", lambda: paste(crop, head), frames,
+              note=f"{box.size}x{box.size} px face region carried with the head")
 
     # Video encoding of full frames (libx264, default settings) to a temporary file.
     if "video encoding" in skip:

@@ -14,6 +14,7 @@ from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import fill_missing
 from ..tracking.track import Track, frame_blocks
 from .gaze import correct_gaze, gaze_targets, nominal_response, transfer_gaze
+from .head import head_similarity
 from .retarget import Observe, RetargetOptions, retarget
 from .source import SourceFace
 
@@ -70,12 +71,15 @@ class MotionOptions:
 class DrivenMotion:
     """Per output frame: head pose (source-image pixels), expression of the source face, the
     change of gaze from the source's ((N, 2, 2), see `gaze.transfer_gaze`) and a vertex offset
-    added after the expression ((N, 468, 3) model cm, see `residual_motion`; None: none)."""
+    added after the expression ((N, 468, 3) model cm, see `residual_motion`; None: none);
+    and the head's rigid part of the pose ((N, 2, 3) similarities of source-image pixels,
+    see `head.head_similarity`)."""
 
     pose: np.ndarray
     expression: np.ndarray
     gaze: np.ndarray
     ref_frame: int
+    head: np.ndarray
     offset: np.ndarray | None = None
 
 
@@ -172,8 +176,9 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
                                    options.expression_scale)
             gaze = correct_gaze(gaze, targets, solved.seen_frames, solved.seen_iris,
                                 source.landmarks, response)
-    return DrivenMotion(pose.astype(np.float64), expression.astype(np.float64), gaze, ref,
-                        offset)
+    pose = pose.astype(np.float64)
+    return DrivenMotion(pose, expression.astype(np.float64), gaze, ref,
+                        head_similarity(model, source.pose, pose), offset)
 
 
 def steady_pose(pose: np.ndarray, sigma_max: float, bias_px: float = 0.05,

@@ -1,49 +1,118 @@
-"""Paste-back: the rendered face crop blended into the full source image."""
+"""Paste-back: the rendered face crop put into the full source image, carried with the head.
+
+The renderer draws the face in a crop that rides with the head (`head.stabilise_pose`): it
+holds the turn and the expression, not the head's travel. Paste-back puts the head's travel
+back: every output pixel `p` looks up the source at ``q = p + a(p) (H^-1 p - p)``, where `H`
+is the frame's head similarity and `a` is 1 on the carried head region (`head.HeadRegion`,
+moved by `H`), falling smoothly to 0 around it. Inside the head the whole picture (face, hair,
+ears) moves as one body; around it the background and the neck stretch smoothly into the parts
+that stay (torso, far background), with no edge; where the head has moved away, the uncovered
+picture is the background beside it, stretched, never head pixels. Where `q` falls in the
+crop, the rendered crop is taken (feathered into the photo at the crop's border, where the
+two show the same source pixels).
+
+The stretch band is at least ``band`` head half-heights wide and at least ``fold_margin``
+times the head's displacement at its outline: a band narrower than the displacement would
+fold the map and mirror the head into the place it left.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .crop import CropBox
+from .head import HeadRegion, apply_affine, invert_similarity
 
 
 def feather_mask(size: int, feather: float = 0.08) -> np.ndarray:
     """(size, size) float32 weights: 1 inside, a smooth ramp to 0 over the outer `feather`."""
-    ramp = max(1, int(round(size * feather)))
-    edge = np.minimum(np.arange(size), np.arange(size)[::-1]).astype(np.float32)
-    line = np.clip(edge / ramp, 0.0, 1.0)
-    line = line * line * (3 - 2 * line)  # smoothstep: no visible edge where the ramp ends
+    line = _feather_line(np.arange(size, dtype=np.float32), size, feather)
     return np.outer(line, line)
 
 
+def _feather_line(t: np.ndarray, size: float, feather: float) -> np.ndarray:
+    ramp = max(1.0, round(size * feather))
+    edge = np.minimum(t, size - 1.0 - t)
+    line = np.clip(edge / ramp, 0.0, 1.0)
+    return line * line * (3 - 2 * line)  # smoothstep: no visible edge where the ramp ends
+
+
+@dataclass(frozen=True)
+class CarrierSettings:
+    """How the head region carries the picture around it."""
+
+    band: float = 0.6  # narrowest stretch band round the head, in head half-heights
+    fold_margin: float = 2.0  # the band is at least this many times the head's displacement
+    grid: int = 8  # the field is evaluated every `grid` output pixels (it is smooth)
+    feather: float = 0.08  # the crop's ramp into the photo, share of the crop's side
+
+
 class PasteBack:
-    """Blends crops rendered at `box.res` into copies of the full source image."""
+    """Turns crops rendered at `box.res` into full output frames over the source image."""
 
-    def __init__(self, image: np.ndarray, box: CropBox, feather: float = 0.08) -> None:
-        self.image = image
+    def __init__(self, image: np.ndarray, box: CropBox, region: HeadRegion,
+                 settings: CarrierSettings = CarrierSettings()) -> None:
+        self.image = np.ascontiguousarray(image)
         self.box = box
+        self.region = region
+        self.settings = settings
         h, w = image.shape[:2]
-        self._dst = (max(0, box.y0), min(h, box.y0 + box.size),
-                     max(0, box.x0), min(w, box.x0 + box.size))
-        y0, y1, x0, x1 = self._dst
-        self._src = (y0 - box.y0, y1 - box.y0, x0 - box.x0, x1 - box.x0)
-        sy0, sy1, sx0, sx1 = self._src
-        # OpenCV's per-pixel blend runs on every core and stays in uint8: at a 2048-px source
-        # it is a seventh of the float32 arithmetic's time on the encoder's thread
-        self._mask = np.ascontiguousarray(feather_mask(box.size, feather)[sy0:sy1, sx0:sx1])
-        self._keep = np.ascontiguousarray(1.0 - self._mask)
-        self._background = np.ascontiguousarray(image[y0:y1, x0:x1])
+        g = max(int(settings.grid), 1)
+        self._grid_shape = (-(-h // g) + 1, -(-w // g) + 1)
+        gy, gx = np.mgrid[0:self._grid_shape[0], 0:self._grid_shape[1]].astype(np.float64) * g
+        self._grid = np.stack([gx, gy], -1)
+        # full-size pixels in grid units: the field is interpolated with the grid's corners
+        # on the pixels they sample (cv2.resize would shift it by half a cell)
+        self._pixels = np.meshgrid(np.arange(w, dtype=np.float32),
+                                   np.arange(h, dtype=np.float32))
+        self._up = (self._pixels[0] / g, self._pixels[1] / g)
+        self._outline = region.outline()
 
-    def __call__(self, crop: np.ndarray) -> np.ndarray:
-        size = self.box.size
-        if crop.shape[0] != size:
-            shrink = crop.shape[0] > size
-            crop = cv2.resize(crop, (size, size),
-                              interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-        sy0, sy1, sx0, sx1 = self._src
-        face = np.ascontiguousarray(crop[sy0:sy1, sx0:sx1])
-        out = self.image.copy()
-        y0, y1, x0, x1 = self._dst
-        out[y0:y1, x0:x1] = cv2.blendLinear(face, self._background, self._mask, self._keep)
+    def field(self, head: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The backward map (map_x, map_y) into source pixels and the crop's weight, at full
+        output size, for the head similarity `head` (2, 3)."""
+        s = self.settings
+        h, w = self.image.shape[:2]
+        inv = invert_similarity(np.asarray(head, np.float64))
+        rigid = apply_affine(inv, self._grid.reshape(-1, 2)).reshape(self._grid.shape)
+        rho = self.region.radius(rigid)
+        moved = apply_affine(np.asarray(head, np.float64), self._outline)
+        displacement = float(np.linalg.norm(moved - self._outline, axis=1).max())
+        half = self.region.half_axes[1] * abs(float(np.linalg.det(head[:, :2]))) ** 0.5
+        band = max(s.band * half, s.fold_margin * displacement, 1.0)
+        # distance beyond the outline, measured along the head's own scale
+        beyond = np.maximum(rho - 1.0, 0.0) * half
+        t = np.clip(beyond / band, 0.0, 1.0)
+        carry = 1.0 - t * t * (3.0 - 2.0 * t)
+        q = self._grid + carry[..., None] * (rigid - self._grid)
+        box = self.box
+        c = (q - np.array([box.x0, box.y0])) * box.scale
+        weight = _feather_line(c[..., 0], box.res, s.feather) \
+            * _feather_line(c[..., 1], box.res, s.feather)
+        # the displacement is interpolated, not the position: remap quantises where it
+        # samples to 1/32 of a grid cell, which is far less of the displacement's change
+        stack = np.concatenate([q - self._grid, weight[..., None]], -1).astype(np.float32)
+        full = cv2.remap(stack, self._up[0], self._up[1], cv2.INTER_LINEAR)
+        return full[..., 0] + self._pixels[0], full[..., 1] + self._pixels[1], full[..., 2]
+
+    def __call__(self, crop: np.ndarray, head: np.ndarray) -> np.ndarray:
+        """The output frame for a rendered crop (R, R, 3) and its head similarity (2, 3)."""
+        box = self.box
+        map_x, map_y, weight = self.field(head)
+        out = cv2.remap(self.image, map_x, map_y, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REFLECT101)
+        rows = np.flatnonzero(weight.max(1) > 0)
+        cols = np.flatnonzero(weight.max(0) > 0)
+        if not len(rows) or not len(cols):
+            return out
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        cx = (map_x[y0:y1, x0:x1] - box.x0) * box.scale - 0.5 * (1.0 - box.scale)
+        cy = (map_y[y0:y1, x0:x1] - box.y0) * box.scale - 0.5 * (1.0 - box.scale)
+        face = cv2.remap(np.ascontiguousarray(crop), cx, cy, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+        wgt = np.ascontiguousarray(weight[y0:y1, x0:x1])
+        out[y0:y1, x0:x1] = cv2.blendLinear(face, out[y0:y1, x0:x1], wgt, 1.0 - wgt)
         return out

@@ -14,6 +14,7 @@ from ..tracking.face_model import FaceModel, warp_pose
 from ..tracking.landmarks import FaceLandmarker, roi_from_landmarks
 from ..weights_dir import NO_WEIGHTS_MESSAGE, user_weights_dir
 from .crop import CropBox
+from .head import head_similarity, stabilise_pose
 from .motion import face_mesh
 from .retarget import Observe
 from .source import SourceFace
@@ -37,10 +38,15 @@ class CropMotion:
 
 def crop_motion(model: FaceModel, source: SourceFace, box: CropBox, pose: np.ndarray,
                 expression: np.ndarray, gaze: np.ndarray | None = None,
-                offset: np.ndarray | None = None) -> CropMotion:
+                offset: np.ndarray | None = None, head: np.ndarray | None = None
+                ) -> CropMotion:
     """The source face at `pose`/`expression` (source-image pixels), moved into the crop;
-    `gaze` defaults to the source's own; `offset`: see `motion.DrivenMotion`."""
+    `gaze` defaults to the source's own; `offset`: see `motion.DrivenMotion`; `head`
+    (N, 2, 3): the head's similarities, taken out of the pose so that the crop rides with
+    the head (`head.stabilise_pose`; the paste-back puts them back)."""
     pose = np.atleast_2d(pose)
+    if head is not None:
+        pose = stabilise_pose(pose, head)
     expression = np.atleast_2d(expression)
     gaze = np.zeros((len(pose), 2, 2)) if gaze is None else np.asarray(gaze, np.float64)
     points = box.to_crop(face_mesh(model, source, pose, expression, offset))
@@ -98,7 +104,8 @@ def observer(renderer: FaceRenderer, prepared: object, model: FaceModel, source:
 
     def observe(pose: np.ndarray, expression: np.ndarray, gaze: np.ndarray,
                 offset: np.ndarray | None = None) -> np.ndarray:
-        target = crop_motion(model, source, box, pose, expression, gaze, offset)
+        target = crop_motion(model, source, box, pose, expression, gaze, offset,
+                             head_similarity(model, source.pose, pose))
         # render the next frame while the landmarker reads the last one
         with ThreadPoolExecutor(1) as reader:
             pending = [reader.submit(read, renderer.render(prepared, target_i)[0], points)

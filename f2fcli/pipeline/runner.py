@@ -29,6 +29,7 @@ from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
 from ..tracking.track import Track, frame_blocks, load_track
 from ..tracking.video_track import TrackOptions, track_video
 from .motion import MotionOptions, drive
+from .head import HeadRegion
 from .paste import PasteBack
 from .renderer import (FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion,
                        iris_response, observer)
@@ -117,7 +118,8 @@ class _BackgroundEncoder:
     writer finishes or aborts.
     """
 
-    def __init__(self, writer: VideoWriter, finish: Callable[[np.ndarray], np.ndarray],
+    def __init__(self, writer: VideoWriter,
+                 finish: Callable[[np.ndarray, np.ndarray], np.ndarray],
                  depth: int = 2) -> None:
         self._writer = writer
         self._finish = finish
@@ -138,15 +140,17 @@ class _BackgroundEncoder:
             if self._error is not None or self._stop.is_set():
                 continue
             try:
-                for frame, pts in zip(*item):
-                    self._writer.write(self._finish(frame), int(pts))
+                for frame, pts, head in zip(*item):
+                    self._writer.write(self._finish(frame, head), int(pts))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 self._error = exc
 
-    def put(self, frames: np.ndarray, pts: np.ndarray) -> None:
+    def put(self, frames: np.ndarray, pts: np.ndarray, heads: np.ndarray) -> None:
+        """Rendered crops (N, R, R, 3), their timestamps (N,) and head similarities
+        (N, 2, 3)."""
         if self._error is not None:
             raise self._error
-        self._queue.put((frames, pts))
+        self._queue.put((frames, pts, heads))
 
     def __exit__(self, exc_type: type | None, *_: object) -> None:
         if exc_type is not None:
@@ -286,7 +290,8 @@ def reenact(source_path: Path, driving: Path, output: Path,
     crop = source.crop()
     prepared = renderer.prepare(crop, crop_motion(model, source, box, source.pose[None],
                                                   source.expression[None]))
-    paste = PasteBack(source.image, box) if options.paste_back else None
+    paste = PasteBack(source.image, box, HeadRegion.of(model, source.pose)) \
+        if options.paste_back else None
     seconds["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -302,9 +307,9 @@ def reenact(source_path: Path, driving: Path, output: Path,
         raise F2FError(str(exc)) from exc
     seconds["motion"] = time.perf_counter() - t0
 
-    def finish(frame: np.ndarray) -> np.ndarray:
+    def finish(frame: np.ndarray, head: np.ndarray) -> np.ndarray:
         if paste is not None:
-            frame = paste(frame)
+            frame = paste(frame, head)
         if options.output_size is not None:
             frame = cv2.resize(frame, options.output_size, interpolation=cv2.INTER_AREA)
         return frame
@@ -318,10 +323,11 @@ def reenact(source_path: Path, driving: Path, output: Path,
                 t0 = time.perf_counter()
                 target = crop_motion(model, source, box, motion.pose[part],
                                      motion.expression[part], motion.gaze[part],
-                                     None if motion.offset is None else motion.offset[part])
+                                     None if motion.offset is None else motion.offset[part],
+                                     motion.head[part])
                 frames = renderer.render(prepared, target)
                 render_s += time.perf_counter() - t0
-                encoder.put(frames, track.pts[part])
+                encoder.put(frames, track.pts[part], motion.head[part])
                 bar.advance(part.stop - part.start)
     seconds["render"] = render_s
     seconds["encode_wait"] = time.perf_counter() - t_start - render_s

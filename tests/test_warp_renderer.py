@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from f2fcli.renderers.warp import PreparedSource, WarpRenderer, WarpSettings
+from f2fcli.renderers.warp.layout import mesh_topology
 from f2fcli.tracking import keypoints as kp
 from f2fcli.tracking.face_model import EXPR_INDEX, FaceModel, transform_points, warp_pose
 from f2fcli.tracking.fitting import fit_image
@@ -84,7 +85,7 @@ def prepared(face, renderer) -> PreparedSource:
 
 
 def face_outline(pts: np.ndarray, renderer: WarpRenderer) -> np.ndarray:
-    return pts[renderer._boundary, :2]
+    return pts[mesh_topology()[1], :2]
 
 
 def face_radius(outline: np.ndarray) -> float:
@@ -509,8 +510,8 @@ def nod(pts: np.ndarray, degrees: float) -> np.ndarray:
 def test_a_nod_turns_the_crown_less_than_the_forehead(face, renderer, prepared):
     crop, pts = face
     target = nod(pts, 12.0)
-    top = int(np.argmin(pts[renderer._boundary, 1]))
-    forehead_drop = float(target[renderer._boundary[top], 1] - pts[renderer._boundary[top], 1])
+    top = int(np.argmin(pts[mesh_topology()[1], 1]))
+    forehead_drop = float(target[mesh_topology()[1][top], 1] - pts[mesh_topology()[1][top], 1])
     assert forehead_drop > 4.0
     out = renderer.render(prepared, target[None])[0]
     rows, cols = crown_patch(pts, renderer, 0.2, half=8)
@@ -549,7 +550,7 @@ def test_where_the_iris_was_the_white_of_the_eye_shows(face, renderer):
 
 
 def test_teeth_are_recognised_in_an_open_source_mouth():
-    from f2fcli.renderers.mouth import teeth_showing
+    from f2fcli.renderers.warp.mouth import teeth_showing
 
     skin = np.array([200.0, 165.0, 150.0])
     inner = np.array([[20.0, 20.0], [60.0, 20.0], [60.0, 32.0], [20.0, 32.0]])
@@ -560,7 +561,7 @@ def test_teeth_are_recognised_in_an_open_source_mouth():
 
 
 def test_own_teeth_shorten_the_synthetic_row():
-    from f2fcli.renderers import mouth
+    from f2fcli.renderers.warp import mouth
 
     colours = (np.array([90.0, 40.0, 40.0]), np.array([20.0, 10.0, 10.0]),
                np.array([230.0, 225.0, 215.0]))
@@ -579,7 +580,7 @@ def test_own_teeth_shorten_the_synthetic_row():
 
 
 def test_teeth_stay_off_the_sides_of_a_tall_opening():
-    from f2fcli.renderers import mouth
+    from f2fcli.renderers.warp import mouth
 
     colours = (np.array([90.0, 40.0, 40.0]), np.array([20.0, 10.0, 10.0]),
                np.array([230.0, 225.0, 215.0]))
@@ -595,7 +596,7 @@ def test_teeth_stay_off_the_sides_of_a_tall_opening():
 
 
 def test_teeth_take_the_hue_of_the_eyes_white():
-    from f2fcli.renderers import mouth
+    from f2fcli.renderers.warp import mouth
 
     lip, skin = np.array([105.0, 50.0, 34.0]), np.array([129.0, 77.0, 47.0])
     warm = mouth.cavity_colours(lip, skin, 0.45, 0.16, 0.9, white=np.array([92.0, 67.0, 53.0]))[2]
@@ -612,7 +613,7 @@ def test_teeth_take_the_hue_of_the_eyes_white():
 
 
 def test_a_dropped_jaw_shows_the_tongue_at_the_bottom_of_the_opening():
-    from f2fcli.renderers import mouth
+    from f2fcli.renderers.warp import mouth
 
     colours = (np.array([90.0, 40.0, 40.0]), np.array([20.0, 10.0, 10.0]),
                np.array([230.0, 225.0, 215.0]))
@@ -635,8 +636,8 @@ def test_the_neck_follows_the_chin_further_than_the_side_follows_the_cheek(face,
 
     def half_reach(b: int) -> float:
         """How far out (face radii) the background still moves half as much as the contour."""
-        dist = np.linalg.norm(prepared.ring_src[:, b] - outline[b], axis=1)
-        return float(np.interp(0.5, prepared.ring_weights[::-1, b], dist[::-1])
+        dist = np.linalg.norm(prepared.mesh.ring_src[:, b] - outline[b], axis=1)
+        return float(np.interp(0.5, prepared.mesh.ring_weights[::-1, b], dist[::-1])
                      / face_radius(outline))
 
     beside = half_reach(int(np.argmax(outline[:, 0])))

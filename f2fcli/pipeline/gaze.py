@@ -15,10 +15,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ..renderers.warp import WarpSettings
 from ..tracking import keypoints as kp
 from ..tracking.smoothing import bilateral_filter, fill_missing
 from ..tracking.track import Track
+
+# A unit of gaze, as the pipeline hands it to a renderer: the iris moved this far along the
+# eye's corner line and up from it, in eye widths (the renderers are built with it, see
+# `renderer.WarpFaceRenderer`). Upwards the lids cover the iris sooner, so it travels less.
+GAZE_TRAVEL = (0.2, 0.1)
 
 # Bound on the gaze, in the renderer's units (along, up): along, 1.5 puts the iris's edge in
 # the corner; the read-back travels less upwards than drawn, so more is allowed there.
@@ -142,10 +146,9 @@ def correct_gaze(gaze: np.ndarray, targets: np.ndarray, frames: np.ndarray, seen
 
 
 def nominal_response(source_landmarks: np.ndarray,
-                     settings: WarpSettings = WarpSettings()) -> np.ndarray:
-    """The warp renderer's iris travel as drawn (2, 2, 2), for when it is not measured:
-    `settings.gaze_shift` eye widths along the corner line per unit of gaze, and
-    `gaze_vertical` times that upwards."""
+                     travel: tuple[float, float] = GAZE_TRAVEL) -> np.ndarray:
+    """The renderer's iris travel as drawn (2, 2, 2), for when it is not measured: `travel`
+    eye widths along the corner line and up per unit of gaze."""
     _mids, axes, widths = eye_frames(np.asarray(source_landmarks, np.float64)[:478, :2])
-    scale = np.array([settings.gaze_shift, settings.gaze_shift * settings.gaze_vertical])
+    scale = np.asarray(travel, np.float64)
     return axes * (widths[:, None, None] * scale[None, :, None])

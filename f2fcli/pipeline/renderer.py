@@ -14,6 +14,7 @@ from ..tracking.face_model import FaceModel, warp_pose
 from ..tracking.landmarks import FaceLandmarker, roi_from_landmarks
 from ..weights_dir import NO_WEIGHTS_MESSAGE, user_weights_dir
 from .crop import CropBox
+from .gaze import GAZE_TRAVEL
 from .head import head_similarity, stabilise_pose
 from .motion import face_mesh
 from .retarget import Observe
@@ -80,9 +81,10 @@ class WarpFaceRenderer:
     readback_stride = 1  # read back at a small size (`runner._probe_view`): cheap
 
     def __init__(self) -> None:
-        from ..renderers.warp import WarpRenderer
+        from ..renderers.warp import WarpRenderer, WarpSettings
 
-        self._warp = WarpRenderer()
+        along, up = GAZE_TRAVEL
+        self._warp = WarpRenderer(WarpSettings(gaze_shift=along, gaze_vertical=up / along))
 
     def prepare(self, crop: np.ndarray, source: CropMotion) -> object:
         return self._warp.prepare(crop, source.points[0], source.iris)

@@ -22,6 +22,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# --- sizes ----------------------------------------------------------------------
+
+N_MESH = 468  # FaceMesh vertices (the face model's topology)
+N_LANDMARKS = 478  # the landmarker's output: the mesh, then five points per iris
+IRIS_CENTRES = (468, 473)  # image-left eye first; each followed by four rim points
+N_KEYPOINTS = 72
+
 # --- the 72 keypoints (official order) ---------------------------------------
 
 K72: tuple[int, ...] = (
@@ -192,6 +199,8 @@ LIP_INNER_LOWER: tuple[int, ...] = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324,
 # Named single vertices used by the model and the fitter.
 NOSE_TIP = 4
 CHIN = 152
+FOREHEAD_TOP = 10
+SIDE_POINTS = (234, 454)  # the outline's outermost points beside the eyes, before the ears
 MOUTH_CORNER_R = 61
 MOUTH_CORNER_L = 291
 EYE_OUTER_R = 33

@@ -17,6 +17,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .parts import EYES, LOWER_LIDS, eye_ring, smoothstep, up_normal
+from .settings import WarpSettings
+
 _SHIFT = 4
 _SUB = float(1 << _SHIFT)
 IRIS_RADIUS = 0.2  # of the eye's width, when the iris must be found in the image
@@ -226,3 +229,52 @@ def _darken(out: np.ndarray, window: tuple[slice, slice], mask: np.ndarray, tone
     roi = out[window].astype(np.float32)
     roi += strength * mask[..., None] * np.minimum(tone - roi, 0.0)
     out[window] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
+
+
+def move_irises(img: np.ndarray, clean: np.ndarray, irises: list, maps: tuple,
+                src_mesh: np.ndarray, tgt: np.ndarray, gaze: np.ndarray, open_share: list,
+                scale_px: float, settings: WarpSettings) -> None:
+    """In place: lay each iris over its iris-free opening (`clean`, the source without its
+    irises, through the frame's `maps`), moved by the lids' motion and the gaze (2, 2)."""
+    s = settings
+
+    def clean_window(window: tuple[slice, slice]) -> np.ndarray:
+        return cv2.remap(clean, np.ascontiguousarray(maps[0][window]),
+                         np.ascontiguousarray(maps[1][window]), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+
+    for e, (_u, _l, corners) in enumerate(EYES):
+        ring_s, ring_t = eye_ring(src_mesh, e), eye_ring(tgt, e)
+        affine = np.linalg.lstsq(np.c_[ring_s, np.ones(len(ring_s))], ring_t,
+                                 rcond=None)[0].T
+        a0, a1 = src_mesh[corners[0]], src_mesh[corners[1]]
+        width = float(np.linalg.norm(a1 - a0))
+        if width < 1e-6:
+            continue
+        axis = (a1 - a0) / width
+        # a shutting eye shows its lash line whatever the gaze: looking down with nearly
+        # closed lids must not bring the white above the iris into the slit
+        lids = float(smoothstep(np.mean(open_share[e]) / s.eye_shut)) if open_share else 1.0
+        shift = s.gaze_shift * width * (gaze[e, 0] * axis + lids * s.gaze_vertical
+                                        * gaze[e, 1] * up_normal(src_mesh, corners))
+        place_iris(img, clean_window, irises[e], ring_t, affine, affine[:, :2] @ shift,
+                   0.6 * scale_px)
+
+
+def shade_slits(img: np.ndarray, tgt: np.ndarray, open_share: list, lashes: list,
+                settings: WarpSettings) -> None:
+    """In place: darken the opening of a lowering lid. In a narrowing eye the slit fills with
+    the lashes and the lid's shadow (a photo's bright lower white would read as an open eye);
+    a nearly shut eye's lashes also hang over the lower lid."""
+    s = settings
+    for e in range(len(EYES)):
+        share = float(np.mean(open_share[e]))
+        closing = 1.0 - float(smoothstep(share / s.lash_open))
+        if closing > 0.0 and s.lash_shade > 0.0:
+            darken_opening(img, eye_ring(tgt, e), lashes[e], s.lash_shade * closing)
+        shut = 1.0 - float(smoothstep(share / s.fringe_open))
+        if shut > 0.0 and s.lash_fringe > 0.0:
+            corners = EYES[e][2]
+            width = float(np.linalg.norm(tgt[corners[1]] - tgt[corners[0]]))
+            lash_fringe(img, tgt[list(LOWER_LIDS[e])], -up_normal(tgt, corners),
+                        s.fringe_depth * width, lashes[e], s.lash_fringe * shut)

@@ -13,6 +13,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .field import MouthOpening
+from .parts import EYES, ratio, smoothstep
+from .settings import WarpSettings
+
 _SHIFT = 4
 TOOTH_WIDTH = 0.11  # of the mouth's width: eight to ten teeth show across a smile
 TONGUE = 0.7  # how far the tongue at the bottom of a tall opening lightens it to the lips' shade
@@ -160,7 +164,7 @@ def fill_cavity(image: np.ndarray, upper: np.ndarray, lower: np.ndarray, strengt
         along = (np.indices(alpha.shape)[::-1].transpose(1, 2, 0) + lo
                  - 0.5 * (upper[0] + upper[-1])) @ ((upper[-1] - upper[0]) / max(width, 1e-6))
         # and gone at them: the rows do not run down the sides of a tall opening
-        tmask *= 1.0 - _smoothstep((np.abs(along) / (0.5 * width) - 0.5) / 0.45)
+        tmask *= 1.0 - smoothstep((np.abs(along) / (0.5 * width) - 0.5) / 0.45)
         # faint gaps between the teeth, the central pair meeting in the middle
         phase = along / (TOOTH_WIDTH * width)
         tmask *= 1.0 - 0.15 * np.exp(-0.5 * ((phase - np.round(phase)) / 0.07) ** 2)
@@ -193,7 +197,7 @@ def _teeth_mask(alpha: np.ndarray, down: np.ndarray, upper: np.ndarray, height: 
     full_row = 0.2 * width
     # relaxed lips over a dropped jaw: the upper lip hangs over half the upper row and the
     # lower lip over the lower one; a narrow or drawn-back opening shows them
-    covered = (1.0 - spread) * float(_smoothstep((height / max(width, 1e-6) - 0.15) / 0.2))
+    covered = (1.0 - spread) * float(smoothstep((height / max(width, 1e-6) - 0.15) / 0.2))
     upper_row = min(height, max(full_row * (1.0 - 0.5 * covered) - shown, 0.0))
     mask = np.clip(alpha - _shift(alpha, down * upper_row), 0.0, 1.0)
     opening = height + min(shown, full_row)
@@ -205,12 +209,33 @@ def _teeth_mask(alpha: np.ndarray, down: np.ndarray, upper: np.ndarray, height: 
     return cv2.GaussianBlur(mask, (0, 0), max(0.6, 0.04 * width))
 
 
-def _smoothstep(t: np.ndarray | float) -> np.ndarray:
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def _shift(img: np.ndarray, d: np.ndarray) -> np.ndarray:
     m = np.array([[1.0, 0.0, d[0]], [0.0, 1.0, d[1]]], np.float32)
     return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def paint_mouth(img: np.ndarray, dst: np.ndarray, mouth_mu: np.ndarray, mouth_ml: np.ndarray,
+                opening: MouthOpening, face_widening: float, colours: tuple, teeth_share: float,
+                own_teeth: float, scale_px: float, settings: WarpSettings) -> None:
+    """In place: paint the cavity of a driven mouth opened wider than the source's, between
+    the cavity rows `mouth_mu`/`mouth_ml` at their driven positions `dst`."""
+    s = settings
+    m_open = s.mouth_min_opening * scale_px
+    strength = float(np.clip((opening.excess.max() - 0.5 * m_open) / max(m_open, 1e-6), 0, 1))
+    if strength <= 0.0:
+        return
+    # the upper band already carries this much of the source's own teeth
+    shown = opening.split * float(opening.keep.max()) * own_teeth
+    # rounded, pushed-out lips (an "o") stand away from the teeth: they hide in the
+    # dark; a mouth as wide as at rest or wider (speech, a grin) shows them
+    narrowed = opening.widening / max(face_widening, 1e-6)
+    teeth = s.teeth * teeth_share * smoothstep((narrowed - 0.75) / 0.2)
+    spread = smoothstep((narrowed - 0.95) / 0.15)
+    fill_cavity(img, dst[mouth_mu], dst[mouth_ml], strength, colours,
+                s.mouth_feather * scale_px, float(teeth), shown, float(spread))
+
+
+def face_widening(target: np.ndarray, source: np.ndarray) -> float:
+    """How much wider the driven face is than the source's, corner to outer eye corner."""
+    return ratio(target, source, (EYES[0][2][0], EYES[1][2][1]))

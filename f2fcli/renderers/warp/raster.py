@@ -139,3 +139,43 @@ class FieldEvaluator:
             map_x[y0:y1, x0:x1] = fine[0] + self.fxs[None, x0:x1]
             map_y[y0:y1, x0:x1] = fine[1] + self.fys[y0:y1, None]
         return map_x, map_y
+
+
+def soften_folds(img: np.ndarray, dx: np.ndarray, dy: np.ndarray, ids: np.ndarray,
+                  roi: tuple[int, int, int, int], jump: float = 1.0) -> None:
+    """Anti-alias occlusion edges in place: blur the pixels where the backward map jumps.
+
+    The piecewise-affine field is continuous except where a nearer surface
+    covers another (silhouettes, lids, lips); there the index map's pixel
+    staircase would show.  Only pixel pairs that lie in different triangles
+    are candidates; those whose source positions differ by more than
+    ``jump`` px get a 3x3 Gaussian blur on both sides of the edge.
+    """
+    x0, y0, x1, y1 = roi
+    h, w = ids.shape
+    if h < 3 or w < 3:
+        return
+    pts_y, pts_x = [], []
+    for axis in (1, 0):
+        a = ids[:, :-1] if axis == 1 else ids[:-1, :]
+        b = ids[:, 1:] if axis == 1 else ids[1:, :]
+        ys, xs = np.nonzero(a != b)
+        if not len(ys):
+            continue
+        ys2, xs2 = (ys, xs + 1) if axis == 1 else (ys + 1, xs)
+        d = np.abs(dx[ys, xs] - dx[ys2, xs2]) + np.abs(dy[ys, xs] - dy[ys2, xs2])
+        hit = d > jump
+        pts_y += [ys[hit], ys2[hit]]
+        pts_x += [xs[hit], xs2[hit]]
+    ys = np.concatenate(pts_y) if pts_y else np.empty(0, np.int64)
+    xs = np.concatenate(pts_x) if pts_x else np.empty(0, np.int64)
+    if not len(ys):
+        return
+    # blur the box around the hits once (3x3 binomial), then copy only the hits
+    by0, by1 = max(int(ys.min()) + y0 - 1, 0), min(int(ys.max()) + y0 + 2, img.shape[0])
+    bx0, bx1 = max(int(xs.min()) + x0 - 1, 0), min(int(xs.max()) + x0 + 2, img.shape[1])
+    box = img[by0:by1, bx0:bx1]
+    soft = cv2.GaussianBlur(box, (3, 3), 0, borderType=cv2.BORDER_REPLICATE)
+    ys = ys + (y0 - by0)
+    xs = xs + (x0 - bx0)
+    box[ys, xs] = soft[ys, xs]

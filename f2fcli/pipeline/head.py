@@ -29,6 +29,8 @@ _CENTRE_UP_CM = 1.0
 # ellipse reaches past the ears and over the crown; its lower end is the top of the neck.
 HEAD_HALF_WIDTH_CM = 10.0
 HEAD_HALF_HEIGHT_CM = 12.5
+# How far (share of the head's half-height) the skull moves before it carries the outline.
+SWAY = (0.05, 0.15)
 
 
 def skull_centre(model: FaceModel) -> np.ndarray:
@@ -46,10 +48,11 @@ def _skull_points(model: FaceModel) -> np.ndarray:
     return skull_centre(model) + HEAD_HALF_WIDTH_CM * np.concatenate([axes, diag])
 
 
-def head_similarity(model: FaceModel, source_pose: np.ndarray, pose: np.ndarray) -> np.ndarray:
+def head_similarity(model: FaceModel, source_pose: np.ndarray, pose: np.ndarray,
+                    sway: tuple[float, float] | None = SWAY) -> np.ndarray:
     """(N, 2, 3) affine similarities, source-image pixels -> output pixels, that carry the
     source's skull to where each driven `pose` (N, 6) puts it (least squares over the
-    projections of points round the skull)."""
+    projections of points round the skull), less its `sway` (see `settle`)."""
     pts = _skull_points(model)
     src = transform_points(pts, np.asarray(source_pose, np.float64), model.pivot)[:, :2]
     dst = transform_points(pts, np.atleast_2d(np.asarray(pose, np.float64)), model.pivot)[..., :2]
@@ -58,8 +61,24 @@ def head_similarity(model: FaceModel, source_pose: np.ndarray, pose: np.ndarray)
     ms, md = zs.mean(), zd.mean(-1, keepdims=True)
     a = np.sum((zd - md) * np.conj(zs - ms), -1) / max(float(np.sum(np.abs(zs - ms) ** 2)), 1e-12)
     b = md[:, 0] - a * ms
-    return np.stack([np.stack([a.real, -a.imag, b.real], -1),
+    head = np.stack([np.stack([a.real, -a.imag, b.real], -1),
                      np.stack([a.imag, a.real, b.imag], -1)], -2)
+    return head if sway is None else settle(head, HeadRegion.of(model, source_pose), sway)
+
+
+def settle(head: np.ndarray, region: HeadRegion, sway: tuple[float, float]) -> np.ndarray:
+    """The head's similarities (N, 2, 3) with its sway taken out: where they move the
+    region's outline by d (as a share of its half-height), they are shrunk towards the
+    identity by smoothstep((d - sway[0]) / (sway[1] - sway[0])). A talking head sways and
+    nods within an outline (hair, ears) that stays nearly still; travel carries it."""
+    head = np.asarray(head, np.float64)
+    outline = region.outline()
+    moved = apply_affine(head, np.broadcast_to(outline, (len(head), *outline.shape)))
+    d = np.linalg.norm(moved - outline, axis=-1).max(-1) / region.half_axes[1]
+    t = np.clip((d - sway[0]) / max(sway[1] - sway[0], 1e-9), 0.0, 1.0)
+    keep = (t * t * (3.0 - 2.0 * t))[:, None, None]
+    eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    return eye + keep * (head - eye)
 
 
 def invert_similarity(affine: np.ndarray) -> np.ndarray:

@@ -71,9 +71,11 @@ class PasteBack:
         self._up = (self._pixels[0] / g, self._pixels[1] / g)
         self._outline = region.outline()
 
-    def field(self, head: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The backward map (map_x, map_y) into source pixels and the crop's weight, at full
-        output size, for the head similarity `head` (2, 3)."""
+    def field(self, head: np.ndarray
+              ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray]:
+        """For the head similarity `head` (2, 3): the window (y0, y1, x0, x1) of output pixels
+        that do not simply show the source pixel they sit on, and inside it the backward map
+        (map_x, map_y) into source pixels and the rendered crop's weight."""
         s = self.settings
         h, w = self.image.shape[:2]
         inv = invert_similarity(np.asarray(head, np.float64))
@@ -92,27 +94,40 @@ class PasteBack:
         c = (q - np.array([box.x0, box.y0])) * box.scale
         weight = _feather_line(c[..., 0], box.res, s.feather) \
             * _feather_line(c[..., 1], box.res, s.feather)
+        busy = (carry > 0) | (weight > 0)
+        if not busy.any():
+            return (0, 0, 0, 0), *(np.empty((0, 0), np.float32) for _ in range(3))
+        g = max(int(s.grid), 1)
+        rows, cols = np.flatnonzero(busy.any(1)), np.flatnonzero(busy.any(0))
+        y0, y1 = max((rows[0] - 1) * g, 0), min((rows[-1] + 1) * g + 1, h)
+        x0, x1 = max((cols[0] - 1) * g, 0), min((cols[-1] + 1) * g + 1, w)
         # the displacement is interpolated, not the position: remap quantises where it
         # samples to 1/32 of a grid cell, which is far less of the displacement's change
         stack = np.concatenate([q - self._grid, weight[..., None]], -1).astype(np.float32)
-        full = cv2.remap(stack, self._up[0], self._up[1], cv2.INTER_LINEAR)
-        return full[..., 0] + self._pixels[0], full[..., 1] + self._pixels[1], full[..., 2]
+        win = (slice(y0, y1), slice(x0, x1))
+        full = cv2.remap(stack, self._up[0][win], self._up[1][win], cv2.INTER_LINEAR)
+        return ((y0, y1, x0, x1), full[..., 0] + self._pixels[0][win],
+                full[..., 1] + self._pixels[1][win], full[..., 2])
 
     def __call__(self, crop: np.ndarray, head: np.ndarray) -> np.ndarray:
         """The output frame for a rendered crop (R, R, 3) and its head similarity (2, 3)."""
         box = self.box
-        map_x, map_y, weight = self.field(head)
-        out = cv2.remap(self.image, map_x, map_y, cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REFLECT101)
+        (y0, y1, x0, x1), map_x, map_y, weight = self.field(head)
+        out = self.image.copy()
+        if y1 <= y0 or x1 <= x0:
+            return out
+        out[y0:y1, x0:x1] = cv2.remap(self.image, map_x, map_y, cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REFLECT101)
         rows = np.flatnonzero(weight.max(1) > 0)
         cols = np.flatnonzero(weight.max(0) > 0)
         if not len(rows) or not len(cols):
             return out
-        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        cx = (map_x[y0:y1, x0:x1] - box.x0) * box.scale - 0.5 * (1.0 - box.scale)
-        cy = (map_y[y0:y1, x0:x1] - box.y0) * box.scale - 0.5 * (1.0 - box.scale)
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        cx = (map_x[r0:r1, c0:c1] - box.x0) * box.scale - 0.5 * (1.0 - box.scale)
+        cy = (map_y[r0:r1, c0:c1] - box.y0) * box.scale - 0.5 * (1.0 - box.scale)
         face = cv2.remap(np.ascontiguousarray(crop), cx, cy, cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE)
-        wgt = np.ascontiguousarray(weight[y0:y1, x0:x1])
-        out[y0:y1, x0:x1] = cv2.blendLinear(face, out[y0:y1, x0:x1], wgt, 1.0 - wgt)
+        wgt = np.ascontiguousarray(weight[r0:r1, c0:c1])
+        view = out[y0 + r0:y0 + r1, x0 + c0:x0 + c1]
+        view[:] = cv2.blendLinear(face, view, wgt, 1.0 - wgt)
         return out

@@ -290,8 +290,8 @@ def reenact(source_path: Path, driving: Path, output: Path,
     crop = source.crop()
     prepared = renderer.prepare(crop, crop_motion(model, source, box, source.pose[None],
                                                   source.expression[None]))
-    paste = PasteBack(source.image, box, HeadRegion.of(model, source.pose)) \
-        if options.paste_back else None
+    region = HeadRegion.of(model, source.pose)
+    paste = PasteBack(source.image, box, region) if options.paste_back else None
     seconds["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

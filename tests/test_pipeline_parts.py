@@ -455,3 +455,37 @@ def test_solver_anchors_start_from_the_source_and_blend_smoothly() -> None:
     near[0, free] += 0.01
     _, w2 = _anchors(source, np.concatenate([driven, near]), free, 4)
     assert np.abs(w2[-1] - w2[25]).max() < 0.1
+
+
+def test_head_similarity_follows_travel_and_lets_sway_and_turns_be() -> None:
+    from f2fcli.pipeline.head import SWAY, head_similarity, skull_centre, stabilise_pose
+    from f2fcli.tracking.face_model import transform_points
+
+    model = FaceModel.canonical()
+    source = np.array([0.0, 0.0, 0.0, 250.0, 240.0, 12.0])
+    poses = np.repeat(source[None], 4, 0)
+    poses[1, 3:5] += (120.0, -40.0)  # travel of about two face widths
+    poses[2, 5] *= 1.6  # towards the camera
+    poses[3, 4] += 0.5 * SWAY[0] * 12.5 * 12.0  # a sway: half of what starts to carry
+    head = head_similarity(model, source, poses)
+    np.testing.assert_allclose(head[0], [[1, 0, 0], [0, 1, 0]], atol=1e-9)
+    np.testing.assert_allclose(head[1][:, 2], (120.0, -40.0), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.det(head[2][:, :2]), 1.6**2, rtol=1e-6)
+    np.testing.assert_allclose(head[3], [[1, 0, 0], [0, 1, 0]], atol=1e-9)
+    # a head turning about its skull's centre: the nose swings round, the skull stays
+    centre = skull_centre(model)[None]
+    turned = source.copy()
+    turned[:3] = (0.0, np.radians(30.0), 0.0)
+    turned[3:5] += (transform_points(centre, source, model.pivot)
+                    - transform_points(centre, turned, model.pivot))[0, :2]
+    assert np.linalg.norm(turned[3:5] - source[3:5]) > 30.0  # the nose tip's travel
+    carried = head_similarity(model, source, turned[None], sway=None)[0]
+    np.testing.assert_allclose(carried[:, :2], np.eye(2), atol=0.02)
+    assert np.abs(carried[:, 2]).max() < 0.01
+    # the face drawn at the stabilised pose and carried by the similarity is the face
+    vertices = model.mean
+    for pose, h in zip(poses[:3], head[:3]):
+        drawn = transform_points(vertices, stabilise_pose(pose[None], h[None])[0], model.pivot)
+        carried = drawn[:, :2] @ h[:, :2].T + h[:, 2]
+        np.testing.assert_allclose(carried, transform_points(vertices, pose, model.pivot)[:, :2],
+                                   atol=1e-6)

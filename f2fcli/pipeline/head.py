@@ -59,7 +59,11 @@ def head_similarity(model: FaceModel, source_pose: np.ndarray, pose: np.ndarray,
     zs = src[:, 0] + 1j * src[:, 1]
     zd = dst[..., 0] + 1j * dst[..., 1]
     ms, md = zs.mean(), zd.mean(-1, keepdims=True)
-    a = np.sum((zd - md) * np.conj(zs - ms), -1) / max(float(np.sum(np.abs(zs - ms) ** 2)), 1e-12)
+    a = np.sum((zd - md) * np.conj(zs - ms), -1)
+    # the roll from the points, the scale from the poses: a turned sphere's outline keeps its
+    # size, though the points on it crowd together
+    ratio = np.atleast_2d(np.asarray(pose, np.float64))[:, 5] / float(source_pose[5])
+    a = ratio * a / np.maximum(np.abs(a), 1e-12)
     b = md[:, 0] - a * ms
     head = np.stack([np.stack([a.real, -a.imag, b.real], -1),
                      np.stack([a.imag, a.real, b.imag], -1)], -2)

@@ -44,8 +44,12 @@ def _feather_line(t: np.ndarray, size: float, feather: float) -> np.ndarray:
 class CarrierSettings:
     """How the head region carries the picture around it."""
 
-    band: float = 0.6  # narrowest stretch band round the head, in head half-heights
-    fold_margin: float = 2.0  # the band is at least this many times the head's displacement
+    # Narrowest stretch band round the head, in head half-heights: wide enough that a small
+    # carry stretches the background by a few per cent, narrow enough to leave the torso.
+    band: float = 0.6
+    # The band is at least this many times the head's displacement: the smoothstep's steepest
+    # slope is 1.5 / band, so the map's Jacobian stays above 1 - 1.5 / 2 = 0.25 (no fold).
+    fold_margin: float = 2.0
     grid: int = 8  # the field is evaluated every `grid` output pixels (it is smooth)
     feather: float = 0.08  # the crop's ramp into the photo, share of the crop's side
 

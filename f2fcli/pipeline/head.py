@@ -2,7 +2,7 @@
 
 The driven motion is split in two. The *head's* part is a 2-D similarity per frame (shift,
 scale, in-plane roll) of the skull: it carries the face, hair, ears and the top of the neck
-as one body (`paste.HeadCarrier`). The *face's* part is everything else, the turn and the
+as one body (`paste.PasteBack`). The *face's* part is everything else, the turn and the
 expression, which the renderer draws in a crop that rides with the head (`stabilise_pose`
 takes the head's similarity out of a pose).
 
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..tracking import keypoints as kp
 from ..tracking.face_model import FaceModel, matrix_to_rotvec, rotvec_to_matrix, transform_points
 
 # The skull's centre in model space: level with the mesh's outermost points beside the eyes
-# (vertices 234/454, in front of the ears), 2 cm further back than them and 1 cm higher.
-_EAR_POINTS = (234, 454)
+# (`keypoints.SIDE_POINTS`, in front of the ears), 2 cm further back than them and 1 cm higher.
 _CENTRE_BACK_CM = 2.0
 _CENTRE_UP_CM = 1.0
 # Half-width and half-height of the head with its hair, seen from the front (cm): the
@@ -39,7 +39,7 @@ SWAY = (0.05, 0.15)
 
 def skull_centre(model: FaceModel) -> np.ndarray:
     """(3,) model-space centre of the skull."""
-    ears = model.mean[list(_EAR_POINTS)]
+    ears = model.mean[list(kp.SIDE_POINTS)]
     centre = ears.mean(0)
     return centre + np.array([0.0, _CENTRE_UP_CM, -_CENTRE_BACK_CM])
 
@@ -80,13 +80,16 @@ def settle(head: np.ndarray, region: HeadRegion, sway: tuple[float, float]) -> n
     identity by smoothstep((d - sway[0]) / (sway[1] - sway[0])). A talking head sways and
     nods within an outline (hair, ears) that stays nearly still; travel carries it."""
     head = np.asarray(head, np.float64)
-    outline = region.outline()
-    moved = apply_affine(head, np.broadcast_to(outline, (len(head), *outline.shape)))
-    d = np.linalg.norm(moved - outline, axis=-1).max(-1) / region.half_axes[1]
-    t = np.clip((d - sway[0]) / max(sway[1] - sway[0], 1e-9), 0.0, 1.0)
-    keep = (t * t * (3.0 - 2.0 * t))[:, None, None]
+    d = region.displacement(head) / region.half_axes[1]
+    keep = smoothstep((d - sway[0]) / max(sway[1] - sway[0], 1e-9))[:, None, None]
     eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     return eye + keep * (head - eye)
+
+
+def smoothstep(t: np.ndarray | float) -> np.ndarray:
+    """0 below 0, 1 above 1, a cubic with flat ends between."""
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
 
 
 def invert_similarity(affine: np.ndarray) -> np.ndarray:
@@ -152,6 +155,12 @@ class HeadRegion:
         u = (rel[..., 0] * c + rel[..., 1] * s) / self.half_axes[0]
         v = (-rel[..., 0] * s + rel[..., 1] * c) / self.half_axes[1]
         return np.sqrt(u * u + v * v)
+
+    def displacement(self, head: np.ndarray) -> np.ndarray:
+        """How far (px) similarities (..., 2, 3) move the outline at most, shape (...)."""
+        outline = self.outline()
+        moved = apply_affine(np.asarray(head, np.float64), outline)
+        return np.linalg.norm(moved - outline, axis=-1).max(-1)
 
     def outline(self, n: int = 24) -> np.ndarray:
         """(n, 2) points on the outline."""

@@ -24,20 +24,14 @@ import cv2
 import numpy as np
 
 from .crop import CropBox
-from .head import HeadRegion, apply_affine, invert_similarity
+from .head import HeadRegion, apply_affine, invert_similarity, smoothstep
 
 
-def feather_mask(size: int, feather: float = 0.08) -> np.ndarray:
-    """(size, size) float32 weights: 1 inside, a smooth ramp to 0 over the outer `feather`."""
-    line = _feather_line(np.arange(size, dtype=np.float32), size, feather)
-    return np.outer(line, line)
-
-
-def _feather_line(t: np.ndarray, size: float, feather: float) -> np.ndarray:
+def feather_line(t: np.ndarray, size: float, feather: float) -> np.ndarray:
+    """Weights at crop coordinates `t` along a side of `size` pixels: 1 inside, a smooth
+    ramp (no visible edge where it ends) to 0 over the outer `feather` share at both ends."""
     ramp = max(1.0, round(size * feather))
-    edge = np.minimum(t, size - 1.0 - t)
-    line = np.clip(edge / ramp, 0.0, 1.0)
-    return line * line * (3 - 2 * line)  # smoothstep: no visible edge where the ramp ends
+    return smoothstep(np.minimum(t, size - 1.0 - t) / ramp)
 
 
 @dataclass(frozen=True)
@@ -65,15 +59,13 @@ class PasteBack:
         self.settings = settings
         h, w = image.shape[:2]
         g = max(int(settings.grid), 1)
-        self._grid_shape = (-(-h // g) + 1, -(-w // g) + 1)
-        gy, gx = np.mgrid[0:self._grid_shape[0], 0:self._grid_shape[1]].astype(np.float64) * g
+        gy, gx = np.mgrid[0:-(-h // g) + 1, 0:-(-w // g) + 1].astype(np.float64) * g
         self._grid = np.stack([gx, gy], -1)
         # full-size pixels in grid units: the field is interpolated with the grid's corners
         # on the pixels they sample (cv2.resize would shift it by half a cell)
         self._pixels = np.meshgrid(np.arange(w, dtype=np.float32),
                                    np.arange(h, dtype=np.float32))
         self._up = (self._pixels[0] / g, self._pixels[1] / g)
-        self._outline = region.outline()
 
     def field(self, head: np.ndarray
               ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray]:
@@ -85,19 +77,17 @@ class PasteBack:
         inv = invert_similarity(np.asarray(head, np.float64))
         rigid = apply_affine(inv, self._grid.reshape(-1, 2)).reshape(self._grid.shape)
         rho = self.region.radius(rigid)
-        moved = apply_affine(np.asarray(head, np.float64), self._outline)
-        displacement = float(np.linalg.norm(moved - self._outline, axis=1).max())
+        displacement = float(self.region.displacement(head))
         half = self.region.half_axes[1] * abs(float(np.linalg.det(head[:, :2]))) ** 0.5
         band = max(s.band * half, s.fold_margin * displacement, 1.0)
         # distance beyond the outline, measured along the head's own scale
         beyond = np.maximum(rho - 1.0, 0.0) * half
-        t = np.clip(beyond / band, 0.0, 1.0)
-        carry = 1.0 - t * t * (3.0 - 2.0 * t)
+        carry = 1.0 - smoothstep(beyond / band)
         q = self._grid + carry[..., None] * (rigid - self._grid)
         box = self.box
         c = (q - np.array([box.x0, box.y0])) * box.scale
-        weight = _feather_line(c[..., 0], box.res, s.feather) \
-            * _feather_line(c[..., 1], box.res, s.feather)
+        weight = feather_line(c[..., 0], box.res, s.feather) \
+            * feather_line(c[..., 1], box.res, s.feather)
         busy = (carry > 0) | (weight > 0)
         if not busy.any():
             return (0, 0, 0, 0), *(np.empty((0, 0), np.float32) for _ in range(3))

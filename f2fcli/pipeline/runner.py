@@ -28,8 +28,8 @@ from ..tracking.face_model import FaceModel
 from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
 from ..tracking.track import Track, frame_blocks, load_track
 from ..tracking.video_track import TrackOptions, track_video
-from .motion import MotionOptions, drive
 from .head import HeadRegion
+from .motion import MotionOptions, drive
 from .paste import PasteBack
 from .renderer import (FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion,
                        iris_response, observer)

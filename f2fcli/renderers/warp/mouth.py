@@ -237,5 +237,6 @@ def paint_mouth(img: np.ndarray, dst: np.ndarray, mouth_mu: np.ndarray, mouth_ml
 
 
 def face_widening(target: np.ndarray, source: np.ndarray) -> float:
-    """How much wider the driven face is than the source's, corner to outer eye corner."""
+    """How much wider the driven face is than the source's, outer eye corner to outer eye
+    corner."""
     return ratio(target, source, (EYES[0][2][0], EYES[1][2][1]))

@@ -13,7 +13,8 @@ from f2fcli.tracking import keypoints as kp
 from f2fcli.tracking.face_model import (EXPR_INDEX, N_EXPRESSION, FaceModel, matrix_to_rotvec,
                                         rotvec_to_euler_deg, rotvec_to_matrix, transform_points)
 from f2fcli.tracking.fitting import (FitOptions, choose_reference_frame, fit_image, fit_sequence,
-                                     robust_procrustes, similarity_procrustes, transfer_expression,
+                                     rest_levels, robust_procrustes, similarity_procrustes,
+                                     transfer_expression,
                                      transfer_motion, transfer_pose, transfer_rig)
 
 
@@ -313,6 +314,28 @@ def test_expression_transfer_modes() -> None:
                        # hybrid: blink absolute (contact channel), the others relative
                        ("hybrid", [0.9, 0.6, 0.0])):
         np.testing.assert_allclose(transfer_expression(e_s, e_d, e_ref, mode)[idx], want)
+
+
+def test_rest_levels_keep_a_released_channel_moving() -> None:
+    # A driver talks with raised brows (0.5) and lowers them now and then (0.1); its
+    # reference frame is a raised one. Relative to that frame the lowering takes a neutral
+    # source below zero and is clipped away; relative to the rest level it is all kept.
+    brow = EXPR_INDEX["browInnerUp"]
+    t = np.arange(60)
+    e_d = np.zeros((60, N_EXPRESSION))
+    e_d[:, brow] = 0.3 + 0.2 * np.cos(2 * np.pi * t / 20)
+    valid = np.ones(60, bool)
+    valid[10] = False  # a frame without a face does not count
+    e_d[10, brow] = -5.0
+    rest = rest_levels(e_d, valid)
+    assert rest[brow] == pytest.approx(0.1, abs=0.01)
+    e_s = np.zeros(N_EXPRESSION)
+    from_ref = transfer_expression(e_s, e_d, e_d[0], "relative")[valid, brow]
+    from_rest = transfer_expression(e_s, e_d, rest, "relative")[valid, brow]
+    assert np.ptp(from_ref) == pytest.approx(0.0, abs=1e-9)
+    assert np.ptp(from_rest) == pytest.approx(0.4, abs=0.01)
+    with pytest.raises(ValueError):
+        rest_levels(e_d, np.zeros(60, bool))
 
 
 def test_reference_frame_prefers_neutral_frontal_and_still() -> None:

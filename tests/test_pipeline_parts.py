@@ -355,7 +355,7 @@ def test_residual_motion_carries_what_the_rig_misses(astronaut_file: Path) -> No
 
 
 def test_self_reenactment_uses_the_sources_own_frame(astronaut_file: Path) -> None:
-    from f2fcli.pipeline.motion import reference_frame, source_frame
+    from f2fcli.pipeline.motion import Reference, reference_frame, source_frame
 
     model = FaceModel.canonical()
     source, _ = load_source(astronaut_file, SourceOptions(), model, None)
@@ -368,8 +368,12 @@ def test_self_reenactment_uses_the_sources_own_frame(astronaut_file: Path) -> No
     # frame 4 is the photo itself, only moved and scaled in the video
     track.landmarks[4] = source.landmarks * 0.8 + np.array([30.0, -12.0, 0.0])
     assert source_frame(track, source.landmarks) == 4
-    assert reference_frame(track, None, source.landmarks) == 4
-    assert reference_frame(track, 2, source.landmarks) == 2  # the user's choice wins
+    assert reference_frame(track, None, source.landmarks) == Reference(4, exact=True)
+    # the user's choice wins
+    assert reference_frame(track, 2, source.landmarks) == Reference(2, exact=True)
+    track.landmarks[4] = track.landmarks[3]
+    chosen = reference_frame(track, None, source.landmarks)  # another face: not exact
+    assert not chosen.exact and 0 <= chosen.frame < n
 
 
 def test_iris_response_is_measured_on_rendered_frames(astronaut_file: Path) -> None:

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from f2fcli.tracking.face_model import matrix_to_rotvec, rotvec_to_matrix
-from f2fcli.tracking.smoothing import (SmoothingParams, bilateral_filter,
+from f2fcli.tracking.smoothing import (SmoothingParams, adaptive_gaussian, bias_limited_sigma,
+                                       odd_gaussian,
+                                       bilateral_filter,
                                        bilateral_filter_rotations, fill_missing,
                                        fill_missing_rotvec, smooth_track)
 
@@ -108,3 +110,30 @@ def test_long_inputs_are_filtered_in_blocks_with_the_same_result() -> None:
     for radius in (None, 1, 9):
         whole = bilateral_filter(x, 2.0, 0.5, radius=radius)
         np.testing.assert_array_equal(bilateral_filter(x, 2.0, 0.5, radius=radius, block=7), whole)
+
+
+def test_adaptive_gaussian_narrows_where_the_signal_turns() -> None:
+    # a smile held for two frames among noisy stillness: the width follows the clean signal,
+    # so the noise is smoothed as by the full Gaussian and the smile keeps its height
+    rng = np.random.default_rng(3)
+    clean = np.zeros((80, 1))
+    clean[40:42] = 0.5
+    noisy = clean + rng.normal(0, 0.02, clean.shape)
+    sigma = bias_limited_sigma(clean, 2.0, 0.02)
+    assert sigma[:30].min() == 2.0 and sigma[39:43].max() < 0.6
+    out = adaptive_gaussian(noisy, sigma, 2.0)
+    assert out[40:42, 0].min() > 0.45
+    assert _jitter(out[:30]) < 0.3 * _jitter(noisy[:30])
+    plain = adaptive_gaussian(noisy, np.full(80, 2.0), 2.0)
+    assert plain[40:42, 0].max() < 0.3
+    ramp = np.linspace(0, 1, 20)[:, None]  # odd reflection: a steady ramp is left as it is
+    np.testing.assert_allclose(adaptive_gaussian(ramp, np.full(20, 2.0), 2.0), ramp, atol=1e-9)
+
+
+def test_odd_gaussian_keeps_the_end_values_of_a_moving_signal() -> None:
+    # a smile fading from the first frame: a truncated window would pull frame 0 down
+    fade = np.exp(-np.arange(30) / 3.0)[:, None] * 0.5
+    out = odd_gaussian(fade, 2.0)
+    assert out[0, 0] > 0.45
+    truncated = bilateral_filter(fade, 2.0, np.inf)
+    assert truncated[0, 0] < 0.4

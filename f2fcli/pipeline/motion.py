@@ -8,10 +8,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from ..tracking.face_model import ARKIT_NAMES, GAZE_CHANNELS, FaceModel, transform_points
-from ..tracking.fitting import (choose_reference_frame, fit_residual, similarity_2d,
-                                transfer_pose, transfer_rig)
+from ..tracking.fitting import (choose_reference_frame, fit_residual, rest_levels,
+                                similarity_2d, transfer_pose, transfer_rig)
 from ..tracking.landmarks import BlendshapeModel
-from ..tracking.smoothing import fill_missing
+from ..tracking.smoothing import adaptive_gaussian, bias_limited_sigma, fill_missing
 from ..tracking.track import Track, frame_blocks
 from .gaze import correct_gaze, gaze_targets, nominal_response, transfer_gaze
 from .head import head_similarity
@@ -31,9 +31,9 @@ _LIPS = np.array([n.startswith(("jaw", "mouth")) for n in ARKIT_NAMES])
 class MotionOptions:
     """How the driver's motion is put on the source.
 
-    expression_mode: `hybrid` (default; changes from the driver's neutral reference frame,
-    with blinks, jaw and lip closure stretched to close fully, see `fitting.transfer_rig`),
-    `relative` or `absolute` (the paper).
+    expression_mode: `hybrid` (default; changes from the driver's rest levels, see
+    `Reference`, with blinks, jaw and lip closure stretched to close fully, see
+    `fitting.transfer_rig`), `relative` or `absolute` (the paper).
     pose_mode: `relative` (the driver's head motion since the reference frame, applied to the
     source's pose), `absolute` (the driver's pose in the source image) or `off` (source pose).
     region: which parts move: all, expression (no head motion), pose (no expression),
@@ -83,22 +83,33 @@ class DrivenMotion:
     offset: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The driver's neutral: `frame` for the pose, the gaze and the mesh residual; `exact`
+    when it is the user's choice or the frame the source photo was taken from, and then also
+    the expression's reference (else each channel's rest level, `fitting.rest_levels`)."""
+
+    frame: int
+    exact: bool
+
+
 def reference_frame(track: Track, requested: int | None,
-                    source_landmarks: np.ndarray | None = None) -> int:
+                    source_landmarks: np.ndarray | None = None) -> Reference:
     """The driver's neutral frame: the user's, else the frame the source photo was taken
     from (self-reenactment), else the track's, else chosen now."""
     if requested is not None:
         if not 0 <= requested < len(track):
             raise ValueError(f"reference frame {requested} is outside 0..{len(track) - 1}")
-        return requested
+        return Reference(requested, True)
     if source_landmarks is not None:
         same = source_frame(track, source_landmarks)
         if same is not None:
-            return same
+            return Reference(same, True)
     stored = track.meta.get("reference_frame")
     if isinstance(stored, int) and 0 <= stored < len(track):
-        return stored
-    return int(choose_reference_frame(track.pose, track.expression, track.found))
+        return Reference(stored, False)
+    return Reference(int(choose_reference_frame(track.pose, track.expression, track.found)),
+                     False)
 
 
 def source_frame(track: Track, source_landmarks: np.ndarray,
@@ -133,9 +144,12 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
     `observe` reads rendered frames back (`renderer.observer`) to correct the solve, every
     `observe_stride`-th keyframe.
     """
-    ref = reference_frame(track, options.ref_frame, source.landmarks)
+    reference = reference_frame(track, options.ref_frame, source.landmarks)
+    ref = reference.frame
     n = len(track)
-    expression = transfer_rig(source.expression, track.expression, track.expression[ref],
+    rest = track.expression[ref] if reference.exact else rest_levels(track.expression,
+                                                                      track.found)
+    expression = transfer_rig(source.expression, track.expression, rest,
                               options.expression_mode)
     expression = source.expression + options.expression_scale * (expression - source.expression)
     still = np.broadcast_to(source.pose, (n, 6))
@@ -165,7 +179,8 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
         # the gaze is the geometry's (`gaze.py`): the solve keeps it and ignores eyeLook scores
         weights = moving.astype(np.float64)
         weights[list(GAZE_CHANNELS)] = 0.0
-        solved = retarget(model, source, track, pose, expression, gaze, ref,
+        solved = retarget(model, source, track, pose, expression, gaze,
+                          ref if reference.exact else None,
                           options.expression_mode, options.expression_scale, moving,
                           weights, blendshapes, iris_response=response,
                           observe=observe, offset=offset,
@@ -191,25 +206,10 @@ def steady_pose(pose: np.ndarray, sigma_max: float, bias_px: float = 0.05,
     steadily moving heads get the full `sigma_max`, which is what removes the noise.
     """
     pose = np.asarray(pose, np.float64)
-    n = len(pose)
     coarse = gaussian_filter1d(pose, 2.0, axis=0, mode="nearest")
     size = coarse[:, 5:6] * face_cm  # pixels per radian of turn at the face's edge
     px = np.concatenate([coarse[:, :3] * size, coarse[:, 3:5], size], 1)
-    accel = np.abs(np.gradient(np.gradient(px, axis=0), axis=0)).max(1)
-    sigma = np.minimum(sigma_max, np.sqrt(2.0 * bias_px / np.maximum(accel, 1e-12)))
-    levels = np.linspace(0.0, sigma_max, 5)
-    # odd reflection at the ends keeps a head that is moving there on its course
-    r = min(int(np.ceil(4 * sigma_max)), n - 1)
-    padded = np.concatenate([2 * pose[:1] - pose[r:0:-1], pose,
-                             2 * pose[-1:] - pose[-2:-r - 2:-1]])
-    stack = np.stack([pose] + [gaussian_filter1d(padded, s, axis=0, mode="nearest")[r:r + n]
-                               for s in levels[1:]])
-    at = np.interp(sigma, levels, np.arange(len(levels)))
-    lo = np.floor(at).astype(int)
-    hi = np.minimum(lo + 1, len(levels) - 1)
-    frac = (at - lo)[:, None]
-    rows = np.arange(n)
-    return stack[lo, rows] * (1.0 - frac) + stack[hi, rows] * frac
+    return adaptive_gaussian(pose, bias_limited_sigma(px, sigma_max, bias_px), sigma_max)
 
 
 def residual_motion(model: FaceModel, track: Track, ref: int,

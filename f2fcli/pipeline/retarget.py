@@ -33,9 +33,9 @@ import numpy as np
 
 from ..tracking import keypoints as kp
 from ..tracking.face_model import EXPR_INDEX, FaceModel, transform_points
-from ..tracking.fitting import similarity_2d, transfer_expression
+from ..tracking.fitting import rest_levels, similarity_2d, transfer_expression
 from ..tracking.landmarks import BlendshapeModel
-from ..tracking.smoothing import bilateral_filter, fill_missing
+from ..tracking.smoothing import bilateral_filter, fill_missing, odd_gaussian
 from ..tracking.track import Track, frame_blocks
 from .gaze import iris_offsets, nominal_response
 
@@ -250,7 +250,7 @@ frames the renderer draws for them; NaN rows where it finds no face."""
 
 
 def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expression: np.ndarray,
-             gaze: np.ndarray, ref: int, mode: str, scale: float, free: np.ndarray,
+             gaze: np.ndarray, ref: int | None, mode: str, scale: float, free: np.ndarray,
              weights: np.ndarray, blendshapes: BlendshapeModel,
              iris_response: np.ndarray | None = None, observe: Observe | None = None,
              offset: np.ndarray | None = None,
@@ -260,16 +260,19 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     `expression` are the transferred coefficients (the prior and starting point), `gaze`
     (N, 2, 2) the frames' gaze, held as given; `free` (51,) marks the rig channels that may
     move, `weights` (51,) the scores that count; `iris_response`: see `SourceLandmarkModel`;
-    `offset`: the motion's vertex offset (N, 468, 3). With `observe`, a second pass corrects
-    the targets by what the network reads on rendered frames of the first solution, where the
-    prediction from landmarks falls short.
+    `offset`: the motion's vertex offset (N, 468, 3); `ref`: the driver's reference frame for
+    the change of scores, None for each score's rest level (`fitting.rest_levels`). With
+    `observe`, a second pass corrects the targets by what the network reads on rendered
+    frames of the first solution, where the prediction from landmarks falls short.
     """
     lm = SourceLandmarkModel(model, source.identity, source.identity_detail, source.pose,
                              source.expression, source.landmarks, options, iris_response)
     solver = Retargeter(lm, blendshapes, free)
     b_src = solver.scores(source.expression[None], np.zeros((1, N_GAZE)), source.pose[None])[0]
     b_drv = driver_scores(track, blendshapes, options)
-    target = transfer_expression(b_src, b_drv, b_drv[ref], mode)
+    found = track.found & np.all(np.isfinite(track.landmarks), axis=(1, 2))
+    b_ref = b_drv[ref] if ref is not None else rest_levels(b_drv, found)
+    target = transfer_expression(b_src, b_drv, b_ref, mode)
     target = np.clip(b_src + scale * (target - b_src), 0.0, 1.0)
     # The rig reads differently at different expressions (a jaw that barely registers at rest
     # does once the lips part), so each keyframe starts from the slopes at a few anchors,
@@ -299,8 +302,8 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     # channels; a plain Gaussian removes the jitter that adds (an edge-keeping filter would
     # keep those jumps). Blinks last a few frames: a narrower one keeps them.
     blinks = x[:, _BLINKS].copy()
-    x = bilateral_filter(x, options.solution_sigma_t, np.inf)
-    x[:, _BLINKS] = bilateral_filter(blinks, options.blink_sigma_t, np.inf)
+    x = odd_gaussian(x, options.solution_sigma_t)
+    x[:, _BLINKS] = odd_gaussian(blinks, options.blink_sigma_t)
     return Retargeted(np.clip(x, np.minimum(expression, 0.0),
                               np.maximum(expression, options.rig_limit)), before, after,
                       seen_frames, seen_iris)

@@ -60,7 +60,8 @@ __all__ = [
     "FitOptions", "Identity", "SequenceFit", "TransferResult",
     "landmarks_to_camera", "similarity_procrustes", "robust_procrustes",
     "fit_sequence", "fit_image", "keypoint_error", "choose_reference_frame",
-    "transfer_expression", "transfer_rig", "transfer_pose", "transfer_motion", "refine_rig",
+    "transfer_expression", "transfer_rig", "rest_levels", "transfer_pose", "transfer_motion",
+    "refine_rig",
     "fit_residual",
     "similarity_2d",
 ]
@@ -531,6 +532,25 @@ def fit_residual(model: FaceModel, landmarks: np.ndarray, hp: np.ndarray,
     local = np.concatenate([d[..., :1] / scale, -d[..., 1:] / scale,
                             np.zeros_like(d[..., :1])], -1)
     return np.einsum("tji,tnj->tni", rotvec_to_matrix(hp[:, :3]), local)
+
+
+def rest_levels(values: np.ndarray, valid: np.ndarray | None = None,
+                percentile: float = 5.0) -> np.ndarray:
+    """Per channel, the level a driver's expression rests at over a clip (T, C) -> (C,).
+
+    One reference frame is a poor neutral for relative transfer: a channel the driver holds
+    there (brows raised while talking, a smile at the start) can then only be released, and a
+    release takes the source below its own zero, where it is clipped: that half of the motion
+    is lost. Relative to each channel's rest level every change is a rise. A low percentile
+    rather than the minimum, so that one misread frame does not set it.
+    """
+    x = np.asarray(values, np.float64)
+    ok = np.all(np.isfinite(x), 1)
+    if valid is not None:
+        ok &= np.asarray(valid, bool)
+    if not ok.any():
+        raise ValueError("no valid frame to take rest levels from")
+    return np.percentile(x[ok], percentile, axis=0)
 
 
 def transfer_expression(e_src: np.ndarray, e_drv: np.ndarray, e_ref: np.ndarray,

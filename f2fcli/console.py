@@ -6,19 +6,11 @@ import json
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task,
+                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 from rich.text import Text
 
 
@@ -42,10 +34,12 @@ class _RichBar:
 
 @dataclass
 class Reporter:
-    """Where a command says things. Verbosity: -1 quiet, 0 normal, 1 verbose."""
+    """Where a command says things. Verbosity: -1 quiet, 0 normal, 1 verbose. `wording`
+    rewrites the library's messages for the reader (the CLI shows option fields as flags)."""
 
     verbosity: int = 0
     json_mode: bool = False
+    wording: Callable[[str], str] = str
 
     def __post_init__(self) -> None:
         self._err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -57,17 +51,17 @@ class Reporter:
 
     def info(self, message: str) -> None:
         if self.verbosity >= 0:
-            self._err.print(message, markup=False)
+            self._err.print(self.wording(message), markup=False)
 
     def debug(self, message: str) -> None:
         if self.verbosity >= 1:
-            self._err.print(message, markup=False, style="dim")
+            self._err.print(self.wording(message), markup=False, style="dim")
 
     def warn(self, message: str) -> None:
-        self._err.print(f"warning: {message}", markup=False, style="yellow")
+        self._err.print(f"warning: {self.wording(message)}", markup=False, style="yellow")
 
     def error(self, message: str) -> None:
-        self._err.print(f"error: {message}", markup=False, style="bold red")
+        self._err.print(f"error: {self.wording(message)}", markup=False, style="bold red")
 
     def result(self, data: dict[str, Any], human: str | None = None) -> None:
         """The command's result: JSON on stdout with --json, else the human text."""

@@ -9,7 +9,7 @@ from typing import Any
 import av
 
 from . import __version__
-from .weights_dir import list_model_files, user_weights_dir
+from .dirs import list_model_files, user_weights_dir
 
 ENCODERS = ("libx264", "libx265", "libvpx-vp9", "png", "aac", "libopus")
 

@@ -1,13 +1,40 @@
-"""Shared fixtures: every test medium is generated here by the project's own code."""
+"""Shared fixtures and helpers: every test medium is generated here by the project's own code.
+
+Tests never read the user's home: the whole session runs with `HOME`, `F2F_WEIGHTS_DIR` and
+`F2F_CACHE_DIR` (and the XDG folders) pointed at empty temporary folders, for the library and
+for the `f2f` processes the tests start.
+"""
 
 from __future__ import annotations
 
+# f2fcli first: importing it before NumPy limits BLAS to one thread (see f2fcli/__init__.py),
+# as in the `f2f` processes the tests start; the face model's identity basis depends on it.
+import f2fcli  # noqa: F401  # isort: skip
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from f2fcli.io.testclip import make_clip
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        for name in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
+            mp.setenv(name, str(home / name.lower()))
+        mp.setenv("F2F_WEIGHTS_DIR", str(tmp_path_factory.mktemp("weights")))
+        mp.setenv("F2F_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +46,71 @@ def ntsc_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def leftover_temp_files(directory: Path) -> list[Path]:
     return [p for p in directory.iterdir() if ".part" in p.name]
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """PSNR in dB of two 8-bit images (over `mask` if given)."""
+    d = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2
+    mse = d[mask].mean() if mask is not None else d.mean()
+    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
+
+
+def audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return [bytes(p) for p in container.demux(stream) if p.size]
+
+
+def f2f_script() -> str:
+    """The console script installed beside this interpreter, even if the venv isn't
+    activated."""
+    beside = Path(sys.executable).parent / "f2f"
+    return str(beside) if beside.exists() else (shutil.which("f2f") or "f2f")
+
+
+def f2f(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `f2f` with `args` (the session's environment)."""
+    return subprocess.run([f2f_script(), *args], capture_output=True, text=True, timeout=120)
+
+
+# Randomly initialised networks for the model and weights tests; torch is imported only here.
+def random_inputs(n: int, size: int, seed: int) -> tuple[object, np.ndarray, np.ndarray]:
+    """Image (n, 3, size, size) tensor in [-1, 1], poses (n, 6), keypoints (n, 72, 2)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    image = torch.from_numpy(rng.uniform(-1, 1, (n, 3, size, size))).float()
+    return image, rng.normal(0, 0.5, (n, 6)), rng.uniform(-0.6, 0.6, (n, 72, 2))
+
+
+def calibrate(module, run):
+    """Set every batch norm's running statistics of `module` (a torch module) from two
+    training-mode passes of `run`, so that random weights give unit-scale activations;
+    returns `module` in eval mode."""
+    import torch
+
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+    module.train()
+    with torch.no_grad():
+        run(0)
+        run(1)
+    return module.eval()
+
+
+def calibrated_generator(seed: int = 0, size: int = 64):
+    """A randomly initialised, calibrated `f2fcli.model.generator.Generator`."""
+    import torch
+
+    from f2fcli.model.generator import Generator
+
+    torch.manual_seed(seed)
+    gen = Generator()
+
+    def run(i: int) -> None:
+        image, pose, landmarks = random_inputs(4, size, 100 * seed + i)
+        gen(image, pose, landmarks, np.roll(pose, 1, 0), np.roll(landmarks, 1, 0))
+
+    return calibrate(gen, run)

@@ -5,7 +5,6 @@ in the model (fused SPADE), which must not change the output."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 
 import cv2
@@ -14,24 +13,15 @@ import pytest
 import torch
 from rich.console import Console
 
-from f2fcli.bench import (
-    DEFAULT_RESOLUTIONS,
-    FP16_ON_CPU_MESSAGE,
-    BenchConfig,
-    BenchReport,
-    pipeline_breakdown,
-    plot,
-    run_bench,
-)
+from f2fcli.bench import DEFAULT_RESOLUTIONS, FP16_ON_CPU_MESSAGE, BenchConfig, BenchReport
 from f2fcli.bench import core as bench_core
+from f2fcli.bench import pipeline_breakdown, plot, run_bench
 from f2fcli.bench.measure import PeakRss, is_out_of_memory, time_calls
 from f2fcli.bench.paper import PAPER_TABLE1
 from f2fcli.errors import F2FError
 from f2fcli.export.weights import example_inputs, random_generator
 from f2fcli.model.generator import prepare_for_inference
 from f2fcli.model.spade import SPADE, FusedSPADE, compressed_axis, nearest_indices
-
-HAS_ONNX = importlib.util.find_spec("onnx") is not None
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -90,7 +80,7 @@ def test_fp16_on_cpu_is_refused_with_a_clear_message() -> None:
 # --- latency and memory -------------------------------------------------------------------
 
 def test_bench_measures_latency_and_memory(tmp_path) -> None:
-    backends = ("torch", "onnxruntime") if HAS_ONNX else ("torch",)
+    backends = ("torch", "onnxruntime")
     config = BenchConfig(resolutions=(128,), backends=backends, runs=3, warmup=1,
                          encode_runs=1, batch=2)
     messages: list[str] = []
@@ -160,8 +150,6 @@ def test_sizes_that_do_not_fit_are_rows_not_crashes(monkeypatch) -> None:
 
 
 def test_half_precision_onnxruntime_rows_are_unsupported() -> None:
-    if not HAS_ONNX:
-        pytest.skip("onnx not installed")
     report = run_bench(BenchConfig(resolutions=(64,), backends=("onnxruntime",),
                                    precision="bf16", runs=1, warmup=0, encode_runs=1))
     assert report.rows[0].status == "unsupported"
@@ -193,7 +181,6 @@ def test_timing_and_memory_helpers() -> None:
 
 
 def test_pipeline_breakdown_times_every_step() -> None:
-    pytest.importorskip("skimage")
     # The face-model fit is left out here: building the face model takes seconds.
     report = pipeline_breakdown(256, backend="torch", frames=2, skip=("face-model fit",))
     names = [s.name for s in report.steps]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,18 +10,9 @@ from pathlib import Path
 import av
 import onnxruntime
 import torch
+from conftest import f2f
 
 import f2fcli
-
-
-def _script() -> str:
-    # The console script installed beside this interpreter, even if the venv isn't activated.
-    beside = Path(sys.executable).parent / "f2f"
-    return str(beside) if beside.exists() else (shutil.which("f2f") or "f2f")
-
-
-def f2f(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_script(), *args], capture_output=True, text=True, timeout=120)
 
 
 def test_info_json_names_installed_versions() -> None:
@@ -61,6 +51,37 @@ def test_bad_input_is_one_line_exit_1(tmp_path: Path) -> None:
     assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
 
 
+def test_library_messages_name_options_and_the_cli_names_flags(tmp_path: Path) -> None:
+    from f2fcli.cli import as_flags
+    from f2fcli.errors import OutputError
+    from f2fcli.io.atomic import check_output_path
+
+    taken = tmp_path / "taken.mp4"
+    taken.write_bytes(b"x")
+    try:
+        check_output_path(taken, overwrite=False)
+    except OutputError as exc:
+        message = str(exc)
+    assert "`overwrite`" in message and "--" not in message  # a Python caller's words
+    assert "pass --overwrite" in as_flags(message)
+    assert as_flags("`face_box` and `not_an_option`") == "--face-box and `not_an_option`"
+    result = f2f("reenact", "-s", "face.jpg", "-d", "talk.mp4", "-o", str(taken))
+    assert result.returncode == 1
+    assert "--overwrite" in result.stderr and "`" not in result.stderr
+
+
 def test_usage_error_exits_2() -> None:
     assert f2f("probe").returncode == 2
     assert f2f("no-such-command").returncode == 2
+
+
+def test_the_public_api_is_importable_from_the_top_and_lazy() -> None:
+    code = ("import sys, f2fcli\n"
+            "assert 'numpy' not in sys.modules and 'torch' not in sys.modules\n"
+            "from f2fcli import reenact, ReenactOptions, MotionOptions, track_video, Track\n"
+            "assert 'torch' not in sys.modules  # the warp path and the tracker need no torch\n"
+            "missing = [n for n in f2fcli.__all__ if getattr(f2fcli, n, None) is None]\n"
+            "assert not missing, missing\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr

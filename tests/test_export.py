@@ -8,31 +8,19 @@ import json
 import os
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
 from f2fcli.errors import F2FError, InputError, OutputError
 from f2fcli.export import graphs
-from f2fcli.export.onnx_export import (
-    DRIVE_FILE,
-    ENCODE_FILE,
-    MANIFEST,
-    PARITY_TOLERANCE,
-    export_onnx,
-    onnx_export_available,
-)
-from f2fcli.export.runtime import (
-    OnnxGenerator,
-    array_to_images,
-    images_to_array,
-    load_manifest,
-    load_onnx_generator,
-    resolve_backend,
-)
+from f2fcli.export.cache import load_onnx_generator
+from f2fcli.export.layout import DRIVE_FILE, ENCODE_FILE, MANIFEST, onnx_export_available
+from f2fcli.export.onnx_export import PARITY_TOLERANCE, export_onnx
+from f2fcli.export.runtime import (OnnxGenerator, array_to_images, images_to_array, load_manifest,
+                                   resolve_backend)
 from f2fcli.export.weights import RANDOM_WEIGHTS, example_inputs, random_generator
 from f2fcli.model.generator import prepare_for_inference
-
-onnx = pytest.importorskip("onnx", reason="ONNX export needs the optional onnx package")
 
 SEED = 0
 
@@ -71,9 +59,9 @@ def test_manifest(model_256) -> None:
     assert drive["outputs"] == [{"name": "image", "dtype": "float32",
                                  "shape": ["frames", 3, 256, 256]}]
     assert encode["inputs"][0]["shape"] == ["sources", 3, 256, 256]
-    from f2fcli.weights_dir import sha256_of
+    from f2fcli.io.digest import file_sha256
 
-    assert sha256_of(out / DRIVE_FILE) == drive["sha256"]
+    assert file_sha256(out / DRIVE_FILE) == drive["sha256"]
 
 
 def test_only_standard_onnx_operators(model_256) -> None:

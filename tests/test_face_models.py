@@ -14,20 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from skimage import data as skimage_data
 
-skimage_data = pytest.importorskip("skimage.data")
-
-from f2fcli.tracking import onnx_runtime  # noqa: E402
-from f2fcli.tracking.detector import FaceDetector, ssd_anchors  # noqa: E402
+from f2fcli.tracking import onnx_runtime
+from f2fcli.tracking.channels import BLENDSHAPE_NAMES
+from f2fcli.tracking.detector import FaceDetector, ssd_anchors
+from f2fcli.tracking.landmarks import (BLENDSHAPE_SUBSET, BlendshapeModel, FaceLandmarker, FaceRoi,
+                                       roi_from_detection)
 from f2fcli.tracking.tracker import VideoFaceTracker
-from f2fcli.tracking.landmarks import (  # noqa: E402
-    BLENDSHAPE_NAMES,
-    BLENDSHAPE_SUBSET,
-    BlendshapeModel,
-    FaceLandmarker,
-    FaceRoi,
-    roi_from_detection,
-)
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,24 +7,13 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import calibrate, calibrated_generator, random_inputs
 from torch import nn
 
 from f2fcli.model.blocks import ConvNorm, InvertedResidual, ResBlock, fold_batchnorm
-from f2fcli.model.generator import (
-    Generator,
-    images_to_tensor,
-    padded_coordinates,
-    padded_size,
-    parameter_count,
-    prepare_for_inference,
-    tensor_to_images,
-)
-from f2fcli.model.macs import (
-    PAPER_PER_FRAME_GMACS,
-    count_macs,
-    format_macs_table,
-    measure_macs,
-)
+from f2fcli.model.generator import (Generator, images_to_tensor, padded_coordinates, padded_size,
+                                    parameter_count, prepare_for_inference, tensor_to_images)
+from f2fcli.model.macs import PAPER_PER_FRAME_GMACS, count_macs, format_macs_table, measure_macs
 from f2fcli.model.motion import MotionNet
 from f2fcli.model.rendering import warp
 from f2fcli.model.spade import SPADE, PoseEncoder
@@ -35,38 +24,6 @@ ALL_SIZES = (256, 384, 512, 768, 1024, 1440, 1536, 2048)
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
-
-
-def random_inputs(n: int, size: int, seed: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Image (n, 3, size, size) in [-1, 1], poses (n, 6), keypoints (n, 72, 2)."""
-    rng = np.random.default_rng(seed)
-    image = torch.from_numpy(rng.uniform(-1, 1, (n, 3, size, size))).float()
-    return image, rng.normal(0, 0.5, (n, 6)), rng.uniform(-0.6, 0.6, (n, 72, 2))
-
-
-def calibrate(module: nn.Module, run) -> nn.Module:
-    """Set every batch norm's running statistics from two training-mode passes of `run`, so
-    that random weights give unit-scale activations; returns `module` in eval mode."""
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average
-    module.train()
-    with torch.no_grad():
-        run(0)
-        run(1)
-    return module.eval()
-
-
-def calibrated_generator(seed: int = 0, size: int = 64) -> Generator:
-    torch.manual_seed(seed)
-    gen = Generator()
-
-    def run(i: int) -> None:
-        image, pose, landmarks = random_inputs(4, size, 100 * seed + i)
-        gen(image, pose, landmarks, np.roll(pose, 1, 0), np.roll(landmarks, 1, 0))
-
-    return calibrate(gen, run)
 
 
 def test_parameter_counts() -> None:

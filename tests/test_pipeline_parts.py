@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import psnr
 from skimage import data
 
 from f2fcli.io.image import write_image
@@ -67,11 +68,6 @@ def test_paste_back_changes_only_inside_the_crop() -> None:
     assert out[450, 100].sum() < 30  # the middle of the crop is the pasted (black) image
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
-
-
 def test_paste_back_carries_the_head_and_keeps_the_far_background() -> None:
     image = data.astronaut()
     box = CropBox(130, 0, 240, 256)
@@ -88,7 +84,7 @@ def test_paste_back_carries_the_head_and_keeps_the_far_background() -> None:
     ys, xs = np.mgrid[0:512, 0:512]
     q = (xs - 300.0) ** 2 / 60.0**2 + (ys - 140.0) ** 2 / 75.0**2
     inside = q < 0.8
-    assert _psnr(out[inside], expected[inside]) > 35.0
+    assert psnr(out[inside], expected[inside]) > 35.0
     # far from the head nothing moves; the map between folds nowhere
     (y0, y1, x0, x1), map_x, map_y, _ = paste.field(head)
     far = np.hypot(xs - 300.0, ys - 140.0) > 75.0 * 1.1 + 2.0 * 65.0 + 80.0
@@ -206,8 +202,8 @@ def test_source_landmarks_move_the_iris_with_gaze(astronaut_file: Path) -> None:
 def test_retarget_reproduces_a_reachable_expression(astronaut_file: Path) -> None:
     """The driver is the source itself with a known expression change: retargeting from
     the unmoved source must find scores close to the driver's."""
-    from f2fcli.pipeline.retarget import retarget
-    from f2fcli.tracking.face_model import EXPR_INDEX
+    from f2fcli.pipeline.retarget import Driven, retarget
+    from f2fcli.tracking.channels import EXPR_INDEX
 
     model, source, landmarks, blendshapes = _retarget_setup(astronaut_file)
     n = 12
@@ -225,8 +221,9 @@ def test_retarget_reproduces_a_reachable_expression(astronaut_file: Path) -> Non
     track.landmarks[:] = np.concatenate([points, np.zeros((n, 478, 1))], 2)
     still = np.repeat(source.expression[None], n, 0)
     # the gaze is given (geometry's, `gaze.py`); the rig must make the rest
-    res = retarget(model, source, track, pose, still, gaze.reshape(n, 2, 2), 0, "relative",
-                   1.0, np.ones(51, bool), np.ones(51), blendshapes)
+    driven = Driven(pose=pose, expression=still, gaze=gaze.reshape(n, 2, 2), ref=0,
+                    mode="relative", scale=1.0, free=np.ones(51, bool), weights=np.ones(51))
+    res = retarget(model, source, track, driven, blendshapes)
     target = blendshapes(points)[:, 1:]
     got = blendshapes(landmarks.landmarks(res.expression, gaze, pose))[:, 1:]
     before = blendshapes(landmarks.landmarks(still, gaze, pose))[:, 1:]
@@ -271,8 +268,8 @@ def test_gaze_read_back_short_of_the_look_is_made_up(astronaut_file: Path) -> No
     """A renderer whose irises read back at 60% of the commanded travel (lids covering
     them): one correction from the read-back brings the seen look much closer to the
     driver's, and an eye that does not turn is left alone."""
-    from f2fcli.pipeline.gaze import (correct_gaze, gaze_targets, iris_offsets,
-                                      nominal_response, transfer_gaze)
+    from f2fcli.pipeline.gaze import (correct_gaze, gaze_targets, iris_offsets, nominal_response,
+                                      transfer_gaze)
 
     _, source, landmarks, _ = _retarget_setup(astronaut_file)
     n = 20
@@ -325,7 +322,6 @@ def test_driven_pose_loses_frame_to_frame_noise(astronaut_file: Path) -> None:
 
 
 def test_residual_motion_carries_what_the_rig_misses(astronaut_file: Path) -> None:
-    from f2fcli.pipeline.motion import face_mesh
     from f2fcli.tracking.keypoints import LIP_OUTER_LOWER
 
     model = FaceModel.canonical()
@@ -337,14 +333,14 @@ def test_residual_motion_carries_what_the_rig_misses(astronaut_file: Path) -> No
     expression = np.repeat(source.expression[None], n, 0)
     track = _track(n, pose, expression)
     track.identity, track.identity_detail = source.identity, source.identity_detail
-    observed = face_mesh(model, source, pose, expression)[..., :2]
+    observed = source.mesh(model, pose, expression)[..., :2]
     lip = list(LIP_OUTER_LOWER)
     observed[5:, lip, 1] += 6.0  # from frame 5 on, a lower lip the rig cannot pull down
     track.landmarks[:, :468, :2] = observed
 
     def driven(**kw) -> np.ndarray:
         motion = drive(source, track, model, MotionOptions(retarget=False, ref_frame=0, **kw))
-        return face_mesh(model, source, motion.pose, motion.expression, motion.offset)[..., :2]
+        return source.mesh(model, motion.pose, motion.expression, motion.offset)[..., :2]
 
     with_residual = driven()
     assert np.abs(with_residual[-1] - observed[-1]).max() < 0.5  # the rigid part is the pose
@@ -399,8 +395,8 @@ def test_iris_response_is_measured_on_rendered_frames(astronaut_file: Path) -> N
 def test_read_back_corrects_a_renderer_that_shows_less(astronaut_file: Path) -> None:
     """A 'renderer' that shows only 60 % of each expression change: reading its frames back
     must make retargeting ask for more, and bring what is read closer to the driver."""
-    from f2fcli.pipeline.retarget import retarget
-    from f2fcli.tracking.face_model import EXPR_INDEX, GAZE_CHANNELS
+    from f2fcli.pipeline.retarget import Driven, retarget
+    from f2fcli.tracking.channels import EXPR_INDEX, GAZE_CHANNELS
 
     model, source, landmarks, blendshapes = _retarget_setup(astronaut_file)
     n = 16
@@ -421,8 +417,9 @@ def test_read_back_corrects_a_renderer_that_shows_less(astronaut_file: Path) -> 
     # as `motion.drive` does: the gaze is held, so the eyeLook scores do not count
     weights = np.ones(51)
     weights[list(GAZE_CHANNELS)] = 0.0
-    args = (model, source, track, pose, still, np.zeros((n, 2, 2)), 0, "relative", 1.0,
-            np.ones(51, bool), weights, blendshapes)
+    driven = Driven(pose=pose, expression=still, gaze=np.zeros((n, 2, 2)), ref=0,
+                    mode="relative", scale=1.0, free=np.ones(51, bool), weights=weights)
+    args = (model, source, track, driven, blendshapes)
     plain = retarget(*args)
     fed = retarget(*args, observe=weak)
     target = blendshapes(driver)[:, 1:]

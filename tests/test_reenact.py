@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import audio_packets, f2f, psnr
 from skimage import data
 
 from f2fcli.errors import F2FError, InputError, OutputError
@@ -18,8 +19,6 @@ from f2fcli.io.testclip import make_clip, make_motion_clip, similarity_matrix
 from f2fcli.io.video import VideoReader
 from f2fcli.pipeline.runner import ReenactOptions, reenact
 from f2fcli.pipeline.source import SourceOptions
-from test_cli import f2f
-from test_video_io import _audio_packets
 
 FRAMES, BLANK = 20, 9
 FPS = Fraction(30000, 1001)
@@ -51,11 +50,6 @@ def _options(tmp: Path, **kwargs) -> ReenactOptions:
     return ReenactOptions(cache_dir=tmp / "cache", **kwargs)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0**2 / mse)
-
-
 def test_rigid_motion_is_followed(media: dict[str, Path], tmp_path: Path) -> None:
     import cv2
 
@@ -76,8 +70,8 @@ def test_rigid_motion_is_followed(media: dict[str, Path], tmp_path: Path) -> Non
         hull = cv2.convexHull(driver.landmarks[i, :468, :2].astype(np.int32))
         cv2.fillConvexPoly(mask, hull, 1)
         inside = mask.astype(bool)
-        ours.append(_psnr(produced[i][inside], expected[i][inside]))
-        frozen.append(_psnr(expected[0][inside], expected[i][inside]) if i else 0.0)
+        ours.append(psnr(produced[i][inside], expected[i][inside]))
+        frozen.append(psnr(expected[0][inside], expected[i][inside]) if i else 0.0)
     assert np.mean(ours) >= 28.0, ours
     moved = [(o, f) for o, f in zip(ours[1:], frozen[1:]) if f < 25.0]
     assert len(moved) > FRAMES // 2 and all(o >= f + 6.0 for o, f in moved), (ours, frozen)
@@ -109,10 +103,10 @@ def test_the_whole_head_follows_travel_scale_and_roll(tmp_path: Path) -> None:
         # the face box widened to 1.6x: hair, ears and the top of the neck
         r = np.hypot((xs - mid[0]) / 1.6, (ys - mid[1]) / 1.6) / half
         region = r < 1.0
-        head.append(_psnr(produced[i][region], expected[i][region]))
-        frozen.append(_psnr(expected[0][region], expected[i][region]))
+        head.append(psnr(produced[i][region], expected[i][region]))
+        frozen.append(psnr(expected[0][region], expected[i][region]))
         # the ring just outside that region, where a torn-off head shows its edge
-        rim.append(_psnr(produced[i][(r > 1.0) & (r < 1.3)],
+        rim.append(psnr(produced[i][(r > 1.0) & (r < 1.3)],
                          expected[i][(r > 1.0) & (r < 1.3)]))
         band = ((r > 1.0) & (r < 1.3))[:, 1:]
         edges.append([np.percentile(_edges(frame)[band], 99.5)
@@ -148,7 +142,7 @@ def test_output_keeps_frames_rate_audio_and_missing_face_frames(media: dict[str,
     assert result.faces_found == FRAMES - 1
     np.testing.assert_array_equal(reader.read_all().pts,
                                   VideoReader(media["drive_blank"]).read_all().pts)
-    assert _audio_packets(out) == _audio_packets(media["drive_blank"])
+    assert audio_packets(out) == audio_packets(media["drive_blank"])
 
 
 def test_second_run_hits_the_source_cache(media: dict[str, Path], tmp_path: Path) -> None:
@@ -224,7 +218,7 @@ def test_a_small_face_in_a_large_photo_is_found_with_face_box(tmp_path: Path) ->
     canvas[2000:2512, 1200:1712] = data.astronaut()  # the face is about 1/30 of the photo
     path = tmp_path / "wide.png"
     write_image(path, canvas)
-    with pytest.raises(InputError, match="--face-box"):
+    with pytest.raises(InputError, match="`face_box`"):
         load_source(path, SourceOptions(), FaceModel.canonical(), None)
     box = (1370.0, 2075.0, 110.0, 110.0)
     source, _ = load_source(path, SourceOptions(selection=FaceSelection(box=box)),
@@ -243,7 +237,7 @@ def test_bad_inputs_fail_cleanly(media: dict[str, Path], tmp_path: Path) -> None
         reenact(media["source"], media["drive"], tmp_path / "nowhere" / "o.mp4",
                 _options(tmp_path))
     out.write_bytes(b"keep me")
-    with pytest.raises(OutputError, match="--overwrite"):
+    with pytest.raises(OutputError, match="`overwrite`"):
         reenact(media["source"], media["drive"], out, _options(tmp_path))
     assert out.read_bytes() == b"keep me"
     with pytest.raises(F2FError, match="ships none"):
@@ -296,7 +290,7 @@ def test_retargeting_transfers_expressions_more_faithfully(media: dict[str, Path
     """The bundled driver blinks, talks and smiles: the blendshape network, run on the output,
     must follow the driver's changes better with retargeting than with the rig transfer."""
     from f2fcli.pipeline.motion import MotionOptions
-    from f2fcli.tracking.face_model import GAZE_CHANNELS
+    from f2fcli.tracking.channels import GAZE_CHANNELS
     from f2fcli.tracking.landmarks import BlendshapeModel
     from f2fcli.tracking.video_track import track_video
 

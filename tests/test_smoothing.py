@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from f2fcli.tracking.face_model import matrix_to_rotvec, rotvec_to_matrix
+from f2fcli.geometry import matrix_to_rotvec, rotvec_to_matrix
 from f2fcli.tracking.smoothing import (SmoothingParams, adaptive_gaussian, bias_limited_sigma,
-                                       odd_gaussian,
-                                       bilateral_filter,
-                                       bilateral_filter_rotations, fill_missing,
-                                       fill_missing_rotvec, smooth_track)
+                                       bilateral_filter, bilateral_filter_rotations, fill_missing,
+                                       fill_missing_rotvec, odd_gaussian, smooth_track)
 
 P = SmoothingParams()
 

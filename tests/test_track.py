@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import f2f
 from skimage import data
 
 from f2fcli.errors import InputError
+from f2fcli.geometry import rotvec_to_euler_deg
 from f2fcli.io.testclip import make_clip, make_motion_clip, similarity_matrix
 from f2fcli.io.video import VideoReader
-from f2fcli.tracking.face_model import rotvec_to_euler_deg
 from f2fcli.tracking.track import load_track, save_track
 from f2fcli.tracking.video_track import TrackOptions, track_video
-from test_cli import f2f
 
 FRAMES, BLANK = 30, 15
 

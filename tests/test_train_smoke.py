@@ -125,7 +125,7 @@ def test_resume_export_and_reenact(overfit_run: Path, dataset: Path, videos: Pat
                          iterations=OVERFIT_STEPS + 2, device="cpu", workers=0, log_every=1,
                          sample_every=0, checkpoint_every=1000, overfit_one_pair=True,
                          precision="bf16")  # also runs the mixed-precision (autocast) path
-    with pytest.raises(InputError, match="--resume"):
+    with pytest.raises(InputError, match="`resume`"):
         train(config)
     config.resume = True
     result = train(config)

@@ -93,7 +93,7 @@ def test_vgg19_loads_torchvision_state_dict(tmp_path: Path) -> None:
     torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "bad.pth")
     with pytest.raises(InputError, match="not a torchvision VGG-19"):
         load_vgg19(tmp_path / "bad.pth")
-    with pytest.raises(InputError, match="needs --perceptual-weights"):
+    with pytest.raises(InputError, match="needs `perceptual_weights`"):
         load_backbone("vgg19", None)
 
 

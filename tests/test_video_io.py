@@ -10,23 +10,12 @@ import av
 import numpy as np
 import psutil
 import pytest
+from conftest import audio_packets, leftover_temp_files, psnr
 
-from conftest import leftover_temp_files
 from f2fcli.errors import InputError, OutputError
 from f2fcli.io.testclip import make_clip, pattern_frame
 from f2fcli.io.video import VideoReader
 from f2fcli.io.writer import EncoderSettings, write_video
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
-
-
-def _audio_packets(path: Path) -> list[bytes]:
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        return [bytes(p) for p in container.demux(stream) if p.size]
 
 
 def _stream_durations(path: Path) -> dict[str, float]:
@@ -54,8 +43,8 @@ def test_round_trip_keeps_frames_rate_and_audio(ntsc_clip: Path, tmp_path: Path)
     assert (result_reader.info.width, result_reader.info.height) == (64, 48)
     assert len(result) == len(original) == 60
     np.testing.assert_array_equal(result.pts, original.pts)
-    assert _psnr(result.images, original.images) > 35.0
-    assert _audio_packets(out) == _audio_packets(ntsc_clip)
+    assert psnr(result.images, original.images) > 35.0
+    assert audio_packets(out) == audio_packets(ntsc_clip)
     durations = _stream_durations(out)
     assert abs(durations["audio"] - durations["video"]) <= 1001 / 30000
     assert leftover_temp_files(tmp_path) == []
@@ -64,7 +53,7 @@ def test_round_trip_keeps_frames_rate_and_audio(ntsc_clip: Path, tmp_path: Path)
 def test_generated_frames_decode_to_what_was_encoded(ntsc_clip: Path) -> None:
     chunk = VideoReader(ntsc_clip).read_all()
     expected = np.stack([pattern_frame(i, 64, 48) for i in range(60)])
-    assert _psnr(chunk.images, expected) > 35.0
+    assert psnr(chunk.images, expected) > 35.0
 
 
 def test_colours_survive_encoding(tmp_path: Path) -> None:
@@ -105,7 +94,7 @@ def test_rotation_metadata_is_applied(tmp_path: Path) -> None:
     assert (reader.info.width, reader.info.height, reader.info.rotation) == (48, 64, 90)
     frames = reader.read_all().images
     assert frames.shape == (5, 64, 48, 3)
-    assert _psnr(frames[2], np.rot90(pattern_frame(2, 64, 48), 1)) > 35.0
+    assert psnr(frames[2], np.rot90(pattern_frame(2, 64, 48), 1)) > 35.0
 
 
 def test_odd_sized_video_reads_and_writes(tmp_path: Path) -> None:
@@ -119,7 +108,7 @@ def test_odd_sized_video_reads_and_writes(tmp_path: Path) -> None:
     _copy(odd, out)
     written = VideoReader(out).read_all().images
     assert written.shape == (4, 48, 64, 3)  # padded to even, edge repeated
-    assert _psnr(written[:, :47, :63], original) > 35.0
+    assert psnr(written[:, :47, :63], original) > 35.0
 
 
 def test_variable_frame_rate_keeps_timestamps(tmp_path: Path) -> None:
@@ -144,7 +133,7 @@ def test_other_codecs(ntsc_clip: Path, tmp_path: Path, codec: str, suffix: str) 
     if suffix == ".webm":
         assert reader.info.audio_codec == "opus"  # WebM cannot hold AAC: re-encoded
     else:
-        assert _audio_packets(out) == _audio_packets(ntsc_clip)
+        assert audio_packets(out) == audio_packets(ntsc_clip)
 
 
 def test_png_sequence(ntsc_clip: Path, tmp_path: Path) -> None:
@@ -189,7 +178,7 @@ def test_failure_mid_write_keeps_existing_target(ntsc_clip: Path, tmp_path: Path
 def test_existing_target_needs_overwrite(tmp_path: Path) -> None:
     target = tmp_path / "exists.mp4"
     target.write_bytes(b"x")
-    with pytest.raises(OutputError, match="--overwrite"):
+    with pytest.raises(OutputError, match="`overwrite`"):
         with write_video(target, Fraction(25)):
             pass
     assert target.read_bytes() == b"x"

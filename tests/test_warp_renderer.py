@@ -9,23 +9,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import psnr
+from skimage import data
 
 from f2fcli.renderers.warp import PreparedSource, WarpRenderer, WarpSettings
 from f2fcli.renderers.warp.layout import mesh_topology
 from f2fcli.tracking import keypoints as kp
-from f2fcli.tracking.face_model import EXPR_INDEX, FaceModel, transform_points, warp_pose
+from f2fcli.tracking.channels import EXPR_INDEX
+from f2fcli.tracking.face_model import FaceModel, transform_points, warp_pose
 from f2fcli.tracking.fitting import fit_image
 from f2fcli.tracking.tracker import VideoFaceTracker
 
-data = pytest.importorskip("skimage.data")
-
 R = 256
-
-
-def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    d = (a.astype(np.float64) - b.astype(np.float64)) ** 2
-    mse = d[mask].mean() if mask is not None else d.mean()
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
 
 
 def luma(img: np.ndarray) -> np.ndarray:

@@ -9,34 +9,28 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
+from ..choices import BACKENDS, DEVICES, check_choice
 from ..errors import F2FError
-from .measure import (
-    CudaPeak,
-    PeakRss,
-    Timing,
-    available_memory,
-    is_out_of_memory,
-    release_memory,
-    time_calls,
-)
+from ..threads import torch_threads
+from .measure import (CudaPeak, PeakRss, Timing, available_memory, is_out_of_memory, release_memory,
+                      time_calls)
 from .paper import PAPER_GPU, PAPER_TABLE1
+from .report import BenchReport, BenchRow
 
 DEFAULT_RESOLUTIONS = (256, 512, 1024, 1440, 1536, 2048)
-DEVICES = ("cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "fp16", "bf16")
-BACKENDS = ("auto", "torch", "onnxruntime")
 STATUSES = ("ok", "out of memory", "unsupported", "error", "not measured")
 FP16_ON_CPU_MESSAGE = (
-    "--fp16 on CPU is not meaningful: CPUs have no fast FP16 convolutions (PyTorch runs "
-    "them slower than FP32) and the paper's FP16 figures are GPU figures; use --bf16 to "
-    "measure bfloat16 on CPU, or --device cuda")
+    "`fp16` on CPU is not meaningful: CPUs have no fast FP16 convolutions (PyTorch runs "
+    "them slower than FP32) and the paper's FP16 figures are GPU figures; use `bf16` to "
+    "measure bfloat16 on CPU, or `device` cuda")
 
 # Peak RSS increase on CPU, FP32, batch 1 (weights, source encoding, activations; for
 # onnxruntime its arena too), measured at 256-2048: about 60 MB + 450 B (torch) or
@@ -75,33 +69,31 @@ class BenchConfig:
         if not self.resolutions:
             raise F2FError("no resolution to measure")
         if min(self.resolutions) < MIN_SIZE:
-            raise F2FError(f"--res: sizes must be at least {MIN_SIZE}")
-        if self.device not in DEVICES:
-            raise F2FError(f"unknown device {self.device!r}; choose from {', '.join(DEVICES)}")
+            raise F2FError(f"`res`: sizes must be at least {MIN_SIZE}")
+        check_choice("device", self.device, DEVICES)
         if self.precision not in PRECISIONS:
             raise F2FError(f"unknown precision {self.precision!r}")
         for backend in self.backends:
-            if backend not in BACKENDS:
-                raise F2FError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+            check_choice("backend", backend, BACKENDS)
         if self.batch < 1 or self.runs < 1 or self.warmup < 0 or self.encode_runs < 1:
-            raise F2FError("--batch and --runs must be at least 1, --warmup at least 0")
+            raise F2FError("`batch` and `runs` must be at least 1, `warmup` at least 0")
         if self.threads is not None and self.threads < 1:
-            raise F2FError("--threads must be at least 1")
+            raise F2FError("`threads` must be at least 1")
         if self.precision == "fp16" and self.device == "cpu":
             raise F2FError(FP16_ON_CPU_MESSAGE)
         if self.latency:
             import torch
 
             if self.device == "cuda" and not torch.cuda.is_available():
-                raise F2FError("--device cuda: no CUDA device is available to torch")
+                raise F2FError("`device` cuda: no CUDA device is available to torch")
             if self.device == "mps" and not (getattr(torch.backends, "mps", None)
                                              and torch.backends.mps.is_available()):
-                raise F2FError("--device mps: MPS is not available")
+                raise F2FError("`device` mps: MPS is not available")
             if "onnxruntime" in self.backends:
-                from ..export.onnx_export import EXPORT_EXTRA_MESSAGE, onnx_export_available
+                from ..export.layout import EXPORT_EXTRA_MESSAGE, onnx_export_available
 
                 if not onnx_export_available():
-                    raise F2FError("--backend onnxruntime: " + EXPORT_EXTRA_MESSAGE)
+                    raise F2FError("`backend` onnxruntime: " + EXPORT_EXTRA_MESSAGE)
 
     def resolved_backends(self) -> tuple[str, ...]:
         from ..export.runtime import resolve_backend
@@ -112,56 +104,6 @@ class BenchConfig:
             if name not in out:
                 out.append(name)
         return tuple(out)
-
-
-@dataclass
-class BenchRow:
-    """One size on one backend. Times are per frame unless named `batch_`; memory in MB
-    (10^6 bytes). `macs`: per module path (see `MacsReport`), "" = total."""
-
-    resolution: int
-    padded: int
-    backend: str
-    device: str
-    precision: str
-    batch: int
-    status: str = "ok"
-    note: str = ""
-    drive_gmacs: float = 0.0
-    drive_gmacs_executed: float = 0.0
-    encode_gmacs: float = 0.0
-    drive_params: int = 0
-    encode_params: int = 0
-    macs: dict[str, dict[str, int]] = field(default_factory=dict)
-    params: dict[str, int] = field(default_factory=dict)
-    drive_ms_median: float | None = None
-    drive_ms_p90: float | None = None
-    drive_ms_min: float | None = None
-    batch_ms_median: float | None = None
-    runs: int = 0
-    encode_ms: float | None = None
-    peak_allocated_mb: float | None = None
-    peak_reserved_mb: float | None = None
-    rss_increase_mb: float | None = None
-    paper: dict[str, float] | None = None
-
-    @property
-    def memory_mb(self) -> float | None:
-        """The memory figure shown: peak reserved on CUDA, else peak RSS increase."""
-        return self.peak_reserved_mb if self.peak_reserved_mb is not None else self.rss_increase_mb
-
-    @property
-    def macs_vs_paper(self) -> float | None:
-        """Relative difference of the per-frame MACs from Table 1 (0.05 = +5%)."""
-        if not self.paper:
-            return None
-        return self.drive_gmacs / self.paper["gmacs"] - 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items()}
-        out["memory_mb"] = self.memory_mb
-        out["macs_vs_paper"] = self.macs_vs_paper
-        return out
 
 
 def _environment(config: BenchConfig) -> dict[str, Any]:
@@ -217,14 +159,14 @@ def count_executed_drive_macs(resolution: int) -> int:
     import torch
 
     from ..model.generator import Generator, prepare_for_inference
-    from ..model.landmark_images import NUM_KEYPOINTS
     from ..model.macs import measure_macs
+    from ..tracking.keypoints import N_KEYPOINTS
 
     with torch.device("meta"):
         gen = Generator().eval()
         image = torch.zeros(1, 3, resolution, resolution)
     prepare_for_inference(gen, "meta", channels_last=False)
-    pose, landmarks = np.zeros((1, 6)), np.zeros((1, NUM_KEYPOINTS, 2))
+    pose, landmarks = np.zeros((1, 6)), np.zeros((1, N_KEYPOINTS, 2))
     with torch.no_grad():
         encoding = gen.encode_source(image, pose, landmarks)
         return measure_macs(lambda: gen.drive(encoding, pose, landmarks))["Global"]
@@ -309,22 +251,17 @@ class _Runner:
         return None
 
     def measure(self, row: BenchRow) -> None:
-        import torch
-
-        config = self.config
         reason = self.check_fits(row)
         if reason is not None:
             row.status, row.note = "out of memory", reason
             return
         if row.backend == "onnxruntime" and row.precision != "fp32":
             row.status = "unsupported"
-            row.note = "the ONNX export is FP32; use --backend torch for FP16/bf16"
+            row.note = "the ONNX export is FP32; use `backend` torch for FP16/bf16"
             return
         if row.backend == "onnxruntime" and row.device == "mps":
             row.status, row.note = "unsupported", "onnxruntime runs on cpu or cuda"
             return
-        if config.threads is not None:
-            torch.set_num_threads(config.threads)
         self.prebuild()
         release_memory()
         try:
@@ -430,17 +367,15 @@ def run_bench(config: BenchConfig, progress: Any = None) -> Any:
     import torch
 
     from ..model.generator import Generator, padded_size
-    from .report import BenchReport
 
     config.validate()
     backends = config.resolved_backends()
     runner = _Runner(config, progress)
-    previous_threads = torch.get_num_threads()
     with torch.device("meta"):
         params = _module_params(Generator())
     rows: list[BenchRow] = []
     started = time.perf_counter()
-    try:
+    with torch_threads(config.threads):
         for backend in backends:
             for res in sorted(config.resolutions):
                 row = BenchRow(res, padded_size(res), backend, config.device, config.precision,
@@ -458,8 +393,6 @@ def run_bench(config: BenchConfig, progress: Any = None) -> Any:
                 else:
                     row.status, row.note = "not measured", "MACs and parameters only"
                 rows.append(row)
-    finally:
-        torch.set_num_threads(previous_threads)
     weights = runner.weights_info or (
         {"kind": "file", "path": str(config.weights)} if config.weights else
         {"kind": "random, for timing only", "seed": config.seed})

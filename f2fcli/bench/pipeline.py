@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..threads import torch_threads
 from .measure import synchronizer, time_calls
 from .paper import PAPER_MOBILE, PAPER_TABLE4
 
@@ -129,8 +130,6 @@ def pipeline_breakdown(res: int = 256, *, backend: str = "auto", device: str = "
     unknown = set(skip) - set(STEPS)
     if unknown:
         raise ValueError(f"unknown pipeline steps {sorted(unknown)}; choose from {STEPS}")
-    import torch
-
     from ..export.runtime import resolve_backend
     from .core import FP16_ON_CPU_MESSAGE, BenchConfig
 
@@ -141,13 +140,8 @@ def pipeline_breakdown(res: int = 256, *, backend: str = "auto", device: str = "
     frame, frame_kind = demo_frame()
     report = PipelineReport(res, backend, device, precision, FRAME_SIZE)
     report.notes.append(f"frame: {frame_kind}")
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         _run_steps(report, frame, frames, threads, weights, seed, progress, set(skip))
-    finally:
-        torch.set_num_threads(previous_threads)
     for step in report.steps:
         keys = _PAPER_STEP.get(step.name)
         if keys is None or res not in PAPER_TABLE4:

@@ -8,8 +8,58 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .core import BenchRow
 from .paper import PAPER_GPU
+
+
+@dataclass
+class BenchRow:
+    """One size on one backend. Times are per frame unless named `batch_`; memory in MB
+    (10^6 bytes). `macs`: per module path (see `MacsReport`), "" = total."""
+
+    resolution: int
+    padded: int
+    backend: str
+    device: str
+    precision: str
+    batch: int
+    status: str = "ok"
+    note: str = ""
+    drive_gmacs: float = 0.0
+    drive_gmacs_executed: float = 0.0
+    encode_gmacs: float = 0.0
+    drive_params: int = 0
+    encode_params: int = 0
+    macs: dict[str, dict[str, int]] = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)
+    drive_ms_median: float | None = None
+    drive_ms_p90: float | None = None
+    drive_ms_min: float | None = None
+    batch_ms_median: float | None = None
+    runs: int = 0
+    encode_ms: float | None = None
+    peak_allocated_mb: float | None = None
+    peak_reserved_mb: float | None = None
+    rss_increase_mb: float | None = None
+    paper: dict[str, float] | None = None
+
+    @property
+    def memory_mb(self) -> float | None:
+        """The memory figure shown: peak reserved on CUDA, else peak RSS increase."""
+        return self.peak_reserved_mb if self.peak_reserved_mb is not None else self.rss_increase_mb
+
+    @property
+    def macs_vs_paper(self) -> float | None:
+        """Relative difference of the per-frame MACs from Table 1 (0.05 = +5%)."""
+        if not self.paper:
+            return None
+        return self.drive_gmacs / self.paper["gmacs"] - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items()}
+        out["memory_mb"] = self.memory_mb
+        out["macs_vs_paper"] = self.macs_vs_paper
+        return out
+
 
 CSV_COLUMNS = (
     "resolution", "padded", "backend", "device", "precision", "batch", "status", "note",

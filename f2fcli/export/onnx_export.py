@@ -7,7 +7,6 @@ uses to write the files; running exported graphs needs only onnxruntime.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 import warnings
@@ -21,32 +20,20 @@ import torch
 from .. import __version__
 from ..errors import F2FError, OutputError
 from ..io.atomic import atomic_output
+from ..io.digest import file_sha256
 from ..model.generator import MIN_SIZE, Generator, padded_size
 from ..model.landmark_images import SCALES, landmark_image_sizes
 from . import graphs
+from .layout import (DEFAULT_OPSET, DRIVE_FILE, ENCODE_FILE, EXPORT_EXTRA_MESSAGE, FORMAT,
+                     FORMAT_VERSION, MANIFEST, MIN_OPSET, onnx_export_available)
 from .weights import RANDOM_WEIGHTS, build_generator, example_inputs
 
-FORMAT = "f2f-onnx"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-ENCODE_FILE = "encode_source.onnx"
-DRIVE_FILE = "drive.onnx"
-DEFAULT_OPSET = 17
-MIN_OPSET = 16
-"""GridSample (2-D) is a standard operator from opset 16 on."""
 PARITY_TOLERANCE = {"drive_max_abs": 2e-2, "drive_mean_abs": 1e-3, "encode_max_rel": 1e-3}
 """Accepted |onnxruntime - torch| (FP32, CPU): on the [-1, 1] output frames (max and mean)
 and on the encoder maps (max, relative to their largest value). Both sides round
 differently (convolution algorithms), and deep networks amplify that: FP32 torch itself
 differs from float64 by up to ~4e-3 (mean ~3e-4) at 256-512 with calibrated random
 weights, a few pixels most. See tests/test_export.py."""
-EXPORT_EXTRA_MESSAGE = ("ONNX export needs the `onnx` package: pip install 'f2fcli[export]' "
-                        "(or pip install onnx); running exported models needs only "
-                        "onnxruntime")
-
-
-def onnx_export_available() -> bool:
-    return importlib.util.find_spec("onnx") is not None
 
 
 def require_onnx() -> None:
@@ -119,12 +106,6 @@ def verify_export(out_dir: Path, gen: Generator, size: int, seed: int = 1) -> di
             "passed": all(errors[k] <= PARITY_TOLERANCE[k] for k in errors)}
 
 
-def _sha256(path: Path) -> str:
-    from ..weights_dir import sha256_of
-
-    return sha256_of(path)
-
-
 def export_onnx(out_dir: str | Path, res: int, weights: Path | None = None,
                 opset: int = DEFAULT_OPSET, *, random_weights: bool = False, seed: int = 0,
                 overwrite: bool = False, verify: bool = True,
@@ -142,14 +123,14 @@ def export_onnx(out_dir: str | Path, res: int, weights: Path | None = None,
     """
     require_onnx()
     if opset < MIN_OPSET:
-        raise F2FError(f"--opset {opset}: grid_sample needs ONNX opset {MIN_OPSET} or later")
+        raise F2FError(f"`opset` {opset}: grid_sample needs ONNX opset {MIN_OPSET} or later")
     if res < MIN_SIZE:
-        raise F2FError(f"--res {res} is below the minimum of {MIN_SIZE}")
+        raise F2FError(f"`res` {res} is below the minimum of {MIN_SIZE}")
     out_dir = Path(out_dir)
     targets = [out_dir / name for name in (ENCODE_FILE, DRIVE_FILE, MANIFEST)]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not overwrite:
-        raise OutputError(f"{', '.join(existing)} exist; pass --overwrite to replace them")
+        raise OutputError(f"{', '.join(existing)} exist; pass `overwrite` to replace them")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir} is not a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +154,7 @@ def export_onnx(out_dir: str | Path, res: int, weights: Path | None = None,
         with atomic_output(target, overwrite=True) as tmp:
             _export(module, args, tmp, inputs, outputs, axes, opset)
         specs[name] = {"file": file, "bytes": target.stat().st_size,
-                       "sha256": _sha256(target),
+                       "sha256": file_sha256(target),
                        "inputs": _io_spec(inputs, args, axes),
                        "outputs": _io_spec(outputs, results, axes)}
 

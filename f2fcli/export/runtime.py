@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from ..choices import BACKENDS, check_choice
 from ..errors import F2FError, InputError
-from ..model.generator import MIN_SIZE, POSE_DIMS, check_drive_batch, padded_coordinates
+from ..model.generator import POSE_DIMS, check_drive_batch, padded_coordinates
 from ..model.landmark_images import draw_landmark_images
 from . import graphs
-
-BACKENDS = ("auto", "torch", "onnxruntime")
+from .layout import DRIVE_FILE, ENCODE_FILE, FORMAT, FORMAT_VERSION, MANIFEST, onnx_export_available
 
 
 def cuda_provider_available() -> bool:
@@ -36,10 +36,10 @@ def providers_for(device: str) -> list[str]:
         return ["CPUExecutionProvider"]
     if device == "cuda":
         if not cuda_provider_available():
-            raise F2FError("--backend onnxruntime --device cuda: this onnxruntime has no "
+            raise F2FError("`backend` onnxruntime `device` cuda: this onnxruntime has no "
                            "CUDAExecutionProvider (install onnxruntime-gpu)")
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    raise F2FError(f"--backend onnxruntime supports --device cpu or cuda, not {device}")
+    raise F2FError(f"`backend` onnxruntime supports `device` cpu or cuda, not {device}")
 
 
 def session_options(threads: int | None = 1) -> Any:
@@ -61,11 +61,9 @@ def resolve_backend(backend: str, device: str, precision: str = "fp32") -> str:
     """`auto` -> the faster backend measured for the device: onnxruntime for FP32 on CPU
     (about 1.3x faster than torch per frame on 1-2 cores) when models can be exported
     (`onnx` installed), else torch."""
-    if backend not in BACKENDS:
-        raise F2FError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    check_choice("backend", backend, BACKENDS)
     if backend != "auto":
         return backend
-    from .onnx_export import onnx_export_available
 
     if device == "cpu" and precision == "fp32" and onnx_export_available():
         return "onnxruntime"
@@ -73,7 +71,6 @@ def resolve_backend(backend: str, device: str, precision: str = "fp32") -> str:
 
 
 def load_manifest(model_dir: str | Path) -> dict[str, Any]:
-    from .onnx_export import FORMAT, FORMAT_VERSION, MANIFEST
 
     path = Path(model_dir) / MANIFEST
     try:
@@ -133,7 +130,6 @@ class OnnxGenerator:
                  providers: list[str] | None = None) -> None:
         import onnxruntime
 
-        from .onnx_export import DRIVE_FILE, ENCODE_FILE
 
         self.model_dir = Path(model_dir)
         self.manifest = load_manifest(self.model_dir)
@@ -185,7 +181,7 @@ class OnnxGenerator:
             raise ValueError(f"source image must be (B, 3, S, S), got {tuple(image.shape)}")
         if image.shape[-1] != self.size:
             raise ValueError(f"this ONNX model was exported for {self.size}x{self.size}, "
-                             f"got {image.shape[-1]}; export one with --res {image.shape[-1]}")
+                             f"got {image.shape[-1]}; export one with `res` {image.shape[-1]}")
         pose = self._pose(source_pose)
         landmark_images = self.landmark_images(source_landmarks)
         if not image.shape[0] == pose.shape[0] == landmark_images[0].shape[0]:
@@ -214,50 +210,3 @@ class OnnxGenerator:
         """Reenact N frames: poses (N, 6), keypoints (N, 72, 2) -> float32 (N, 3, S, S) in
         [-1, 1]. The source batch must be 1 (one source for all frames) or N."""
         return self.drive_drawn(encoding, driving_pose, self.landmark_images(driving_landmarks))
-
-
-def onnx_cache_dir() -> Path:
-    """Where `load_onnx_generator` keeps exported models: <f2f cache>/onnx."""
-    from ..pipeline.source import default_cache_dir
-
-    return default_cache_dir() / "onnx"
-
-
-def load_onnx_generator(weights: Path | None, res: int, device: str = "cpu",
-                        threads: int | None = 1, cache_dir: Path | None = None, *,
-                        random_weights: bool = False, progress: Any = None) -> OnnxGenerator:
-    """An `OnnxGenerator` for a weights file at size `res`, exported on first use into
-    `cache_dir` (default `onnx_cache_dir()`), keyed by the weights' SHA-256, the size and
-    the f2f and torch versions; later runs load the cached graphs."""
-    import hashlib
-
-    import torch
-
-    from .. import __version__
-    from .onnx_export import DEFAULT_OPSET, MANIFEST, export_onnx
-
-    if res < MIN_SIZE:
-        raise F2FError(f"size {res} is below the minimum of {MIN_SIZE}")
-    if weights is None and not random_weights:
-        from ..model.checkpoints import resolve_generator_weights
-
-        weights = resolve_generator_weights(None)
-    if weights is not None:
-        from ..weights_dir import sha256_of
-
-        tag = sha256_of(Path(weights))
-    else:
-        tag = "random"
-    key = hashlib.sha256(f"{tag}|{res}|{DEFAULT_OPSET}|{__version__}|{torch.__version__}"
-                         .encode()).hexdigest()[:16]
-    directory = (cache_dir or onnx_cache_dir()) / f"{res}-{key}"
-    if not (directory / MANIFEST).is_file():
-        if progress is not None:
-            progress.info(f"exporting the generator at {res}x{res} to ONNX (once) in {directory}")
-        try:
-            export_onnx(directory, res, weights, DEFAULT_OPSET, random_weights=random_weights,
-                        overwrite=True, verify=True)
-        except BaseException:
-            (directory / MANIFEST).unlink(missing_ok=True)  # never reuse a failed export
-            raise
-    return OnnxGenerator(directory, device, threads)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..model.generator import Generator, GeneratorConfig, prepare_for_inference
+from ..tracking.keypoints import N_KEYPOINTS
 
 RANDOM_WEIGHTS = "random, for timing only"
 """How manifests and reports name untrained weights."""
@@ -22,7 +23,7 @@ _FLOW_STD = (0.5, 0.1, 0.05)
 def example_inputs(size: int, sources: int = 1, frames: int = 2, seed: int = 0,
                    ) -> tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Plausible network inputs: a smooth random source image (sources, 3, S, S) in
-    [-1, 1], source poses (sources, 6) and keypoints (sources, 72, 2), driving poses and
+    [-1, 1], source poses (sources, 6) and keypoints (sources, N_KEYPOINTS, 2), driving poses and
     keypoints (frames, ...) near the source ones."""
     rng = np.random.default_rng(seed)
     coarse = torch.from_numpy(rng.uniform(-1, 1, (sources, 3, 8, 8)).astype(np.float32))
@@ -30,9 +31,9 @@ def example_inputs(size: int, sources: int = 1, frames: int = 2, seed: int = 0,
                                             align_corners=False)
     image = (image + torch.from_numpy(
         rng.normal(0, 0.05, (sources, 3, size, size)).astype(np.float32))).clamp(-1, 1)
-    base = rng.uniform(-0.5, 0.5, (1, 72, 2))
-    src_landmarks = np.clip(base + rng.normal(0, 0.02, (sources, 72, 2)), -0.9, 0.9)
-    drv_landmarks = np.clip(base + rng.normal(0, 0.05, (frames, 72, 2)), -0.9, 0.9)
+    base = rng.uniform(-0.5, 0.5, (1, N_KEYPOINTS, 2))
+    src_landmarks = np.clip(base + rng.normal(0, 0.02, (sources, N_KEYPOINTS, 2)), -0.9, 0.9)
+    drv_landmarks = np.clip(base + rng.normal(0, 0.05, (frames, N_KEYPOINTS, 2)), -0.9, 0.9)
     return (image, rng.normal(0, 0.2, (sources, 6)), src_landmarks,
             rng.normal(0, 0.2, (frames, 6)), drv_landmarks)
 
@@ -98,13 +99,13 @@ def build_generator(weights: Path | None, *, random_weights: bool = False, seed:
         gen = prepare_for_inference(random_generator(seed), device, dtype,
                                     channels_last=channels_last)
         return gen, {"kind": RANDOM_WEIGHTS, "seed": seed}
+    from ..io.digest import file_sha256
     from ..model.checkpoints import load_generator, resolve_generator_weights
-    from ..weights_dir import sha256_of
 
     path = resolve_generator_weights(weights)
     loaded = load_generator(path, device, dtype, channels_last=channels_last)
     info = loaded.info
-    return loaded.model, {"kind": "file", "path": str(path), "sha256": sha256_of(path),
+    return loaded.model, {"kind": "file", "path": str(path), "sha256": file_sha256(path),
                           "source": info.source, "training_data": info.training_data,
                           "training_resolution": info.resolution,
                           "f2f_version": info.f2f_version}

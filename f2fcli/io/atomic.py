@@ -15,7 +15,7 @@ from ..errors import OutputError
 def check_output_path(target: Path, overwrite: bool) -> None:
     """Fail early, before any work, if the target cannot be written."""
     if target.exists() and not overwrite:
-        raise OutputError(f"{target} exists; pass --overwrite to replace it")
+        raise OutputError(f"{target} exists; pass `overwrite` to replace it")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"output directory {parent} does not exist")

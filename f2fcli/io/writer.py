@@ -19,11 +19,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..choices import CODECS, Codec, check_choice
 from ..errors import InputError, OutputError
 from .atomic import atomic_output
 
 # Which containers each video codec may go in, and the codec's default quality.
-CODECS: dict[str, tuple[frozenset[str], int]] = {
+CODEC_CONTAINERS: dict[str, tuple[frozenset[str], int]] = {
     "libx264": (frozenset({".mp4", ".mov", ".mkv", ".m4v"}), 18),
     "libx265": (frozenset({".mp4", ".mov", ".mkv"}), 22),
     "libvpx-vp9": (frozenset({".webm", ".mkv", ".mp4"}), 32),
@@ -42,7 +43,7 @@ class EncoderSettings:
     """How video is encoded. `codec="auto"` follows the output's suffix (`AUTO_CODECS`);
     `crf=None` takes the codec's default."""
 
-    codec: str = "auto"
+    codec: Codec = "auto"
     crf: int | None = None
     preset: str = "medium"
 
@@ -57,9 +58,8 @@ class EncoderSettings:
         if self.codec == "auto":
             self.resolved(target).validate_for(target)
             return
-        if self.codec not in CODECS:
-            raise OutputError(f"unknown codec {self.codec!r}; choose from {', '.join(CODECS)}")
-        containers = CODECS[self.codec][0]
+        check_choice("codec", self.codec, CODECS)
+        containers = CODEC_CONTAINERS[self.codec][0]
         suffix = target.suffix.lower()
         if suffix not in containers:
             if self.codec == "png":
@@ -72,7 +72,7 @@ class EncoderSettings:
             raise OutputError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
 
     def options(self) -> dict[str, str]:
-        crf = CODECS[self.codec][1] if self.crf is None else self.crf
+        crf = CODEC_CONTAINERS[self.codec][1] if self.crf is None else self.crf
         if self.codec == "libvpx-vp9":
             # VP9 has no presets; constant quality needs b=0 with crf.
             return {"crf": str(crf), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}

@@ -23,9 +23,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .. import __version__
+from ..dirs import NO_WEIGHTS_MESSAGE, user_weights_dir
 from ..errors import InputError
 from ..io.atomic import atomic_output
-from ..weights_dir import NO_WEIGHTS_MESSAGE, sha256_of, user_weights_dir
+from ..io.digest import file_sha256
 from .generator import Generator, GeneratorConfig, parameter_count, prepare_for_inference
 from .motion import MotionNet
 from .rendering import RenderingNet
@@ -223,14 +224,14 @@ def import_official(render_pth: str | Path, motion_pth: str | Path, out_path: st
                     resolution: int = 512, overwrite: bool = False) -> ImportInfo:
     """Convert the official release to one of our safetensors files, written atomically."""
     gen = load_official(render_pth, motion_pth)
-    sources = ", ".join(f"{Path(p).name} (sha256 {sha256_of(Path(p))[:16]})"
+    sources = ", ".join(f"{Path(p).name} (sha256 {file_sha256(Path(p))[:16]})"
                         for p in (render_pth, motion_pth))
     info = CheckpointInfo(gen.config, resolution, OFFICIAL_TRAINING_DATA, __version__,
                           f"official Face2FaceRHO release: {sources}")
     with atomic_output(out_path, overwrite) as tmp:
         save_generator(gen, tmp, info)
     out = Path(out_path)
-    return ImportInfo(out, sha256_of(out), len(gen.state_dict()), parameter_count(gen.render),
+    return ImportInfo(out, file_sha256(out), len(gen.state_dict()), parameter_count(gen.render),
                       parameter_count(gen.motion), resolution)
 
 

@@ -17,11 +17,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..tracking.keypoints import PART_COLORS, STROKES
+from ..tracking.keypoints import N_KEYPOINTS, PART_COLORS, STROKES
 
 SCALES = (16, 8, 4)
 """Output size divisor of each landmark image, coarsest first."""
-NUM_KEYPOINTS = 72
 
 # The official drawer's finest right eye: the polyline 48,47,46,45,44,51,50,48,48 skips 49.
 _OFFICIAL_RIGHT_EYE = (48, 47, 46, 45, 44, 51, 50)
@@ -72,8 +71,8 @@ def draw_landmark_images(landmarks: np.ndarray, size: int,
     the released official weights were trained with.
     """
     landmarks = np.asarray(landmarks, dtype=np.float64)
-    if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_KEYPOINTS, 2):
-        raise ValueError(f"landmarks must be (N, {NUM_KEYPOINTS}, 2), got {landmarks.shape}")
+    if landmarks.ndim != 3 or landmarks.shape[1:] != (N_KEYPOINTS, 2):
+        raise ValueError(f"landmarks must be (N, {N_KEYPOINTS}, 2), got {landmarks.shape}")
     if not np.isfinite(landmarks).all():
         raise ValueError("landmarks contain NaN or infinite values")
     canvases = []

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..tracking.keypoints import N_KEYPOINTS
 from .generator import Generator, GeneratorConfig, padded_size, parameter_count
-from .landmark_images import NUM_KEYPOINTS
 
 PAPER_PER_FRAME_GMACS: dict[int, float] = {
     256: 1.9, 512: 9.2, 1024: 37.0, 1440: 71.8, 1536: 82.8, 2048: 146.2}
@@ -74,7 +74,7 @@ def count_macs(resolution: int, config: GeneratorConfig = GeneratorConfig()) -> 
         gen = Generator(config).eval()
         image = torch.zeros(1, 3, resolution, resolution)
     pose = np.zeros((1, 6))
-    landmarks = np.zeros((1, NUM_KEYPOINTS, 2))
+    landmarks = np.zeros((1, N_KEYPOINTS, 2))
     encoding: list = []
     with torch.no_grad():
         encode = measure_macs(lambda: encoding.append(gen.encode_source(image, pose, landmarks)))

@@ -70,9 +70,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard must look like i/n, got {text!r}") from None
+        raise ValueError(f"`shard` must look like i/n, got {text!r}") from None
     if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard {text}: need 0 <= i < n")
+        raise ValueError(f"`shard` {text}: need 0 <= i < n")
     return i, n
 
 

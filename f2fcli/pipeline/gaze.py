@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from ..choices import EXPRESSION_MODES, ExpressionMode, check_choice
 from ..tracking import keypoints as kp
 from ..tracking.smoothing import bilateral_filter, fill_missing
 from ..tracking.track import Track
@@ -29,8 +30,8 @@ GAZE_TRAVEL = (0.2, 0.1)
 GAZE_LIMIT = (1.5, 2.5)
 
 # Per eye (image-left first): iris centre landmark and the corners, image-left to right.
-_EYES = ((468, (kp.UPPER_LID_R[0], kp.UPPER_LID_R[-1])),
-         (473, (kp.UPPER_LID_L[-1], kp.UPPER_LID_L[0])))
+_IRIS_AND_CORNERS = ((kp.IRIS_CENTRES[0], (kp.UPPER_LID_R[0], kp.UPPER_LID_R[-1])),
+                     (kp.IRIS_CENTRES[1], (kp.UPPER_LID_L[-1], kp.UPPER_LID_L[0])))
 
 
 def eye_frames(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -38,7 +39,7 @@ def eye_frames(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     axes (..., 2, 2, 2: along the corner line towards image-right, and up) and the width
     (..., 2)."""
     mids, axes, widths = [], [], []
-    for _iris, (a, b) in _EYES:
+    for _iris, (a, b) in _IRIS_AND_CORNERS:
         d = points[..., b, :2] - points[..., a, :2]
         w = np.linalg.norm(d, axis=-1)
         along = d / np.maximum(w, 1e-9)[..., None]
@@ -53,21 +54,21 @@ def iris_offsets(points: np.ndarray) -> np.ndarray:
     """(..., 478, 2) landmarks -> (..., 2, 2): per eye where the iris centre sits, from the
     middle of the corners, along and up, in eye widths."""
     mids, axes, widths = eye_frames(points)
-    iris = np.stack([points[..., i, :2] for i, _c in _EYES], -2)
+    iris = np.stack([points[..., i, :2] for i, _c in _IRIS_AND_CORNERS], -2)
     rel = iris - mids
     return np.einsum("...ec,...ekc->...ek", rel, axes) / np.maximum(widths, 1e-9)[..., None]
 
 
 def source_iris_offsets(source_landmarks: np.ndarray) -> np.ndarray:
     """`iris_offsets` (2, 2) of the source photo's landmarks (478, 2|3)."""
-    return iris_offsets(np.asarray(source_landmarks, np.float64)[None, :478, :2])[0]
+    return iris_offsets(np.asarray(source_landmarks, np.float64)[None, :kp.N_LANDMARKS, :2])[0]
 
 
 def driver_iris_offsets(track: Track, sigma_t: float = 1.5, sigma_r: float = 0.03
                         ) -> np.ndarray:
     """The driver's iris offsets per frame (T, 2, 2), missing frames filled, smoothed with an
     edge-keeping filter (`sigma_r` eye widths) so saccades stay quick."""
-    ok = track.found & np.all(np.isfinite(track.landmarks[:, 468:478, :2]), axis=(1, 2))
+    ok = track.found & np.all(np.isfinite(track.landmarks[:, kp.IRIS_POINTS, :2]), axis=(1, 2))
     n = len(track)
     if not ok.any():
         return np.zeros((n, 2, 2))
@@ -77,7 +78,7 @@ def driver_iris_offsets(track: Track, sigma_t: float = 1.5, sigma_r: float = 0.0
     return bilateral_filter(offsets, sigma_t, sigma_r).reshape(n, 2, 2)
 
 
-def gaze_targets(track: Track, ref: int, source_landmarks: np.ndarray, mode: str,
+def gaze_targets(track: Track, ref: int, source_landmarks: np.ndarray, mode: ExpressionMode,
                  scale: float = 1.0, noise: float = 0.015) -> np.ndarray:
     """Where the source's irises should be seen in their eyes per frame (T, 2, 2), in eye
     widths as `iris_offsets` measures them; `scale` multiplies the look.
@@ -87,6 +88,7 @@ def gaze_targets(track: Track, ref: int, source_landmarks: np.ndarray, mode: str
     eye (gaze is one of hybrid's absolute channels: a driver looking at the camera makes the
     source look at it).
     """
+    check_choice("expression_mode", mode, EXPRESSION_MODES)
     driver = driver_iris_offsets(track)
     own = source_iris_offsets(source_landmarks)
     start = driver[ref] if mode == "relative" else own
@@ -103,12 +105,13 @@ def gaze_units(change: np.ndarray, source_landmarks: np.ndarray, response: np.nd
     """A change of the source's iris offsets (..., 2, 2; eye widths) in the renderer's gaze
     units, through `response` (2, 2, 2): per eye the iris travel in source pixels per unit
     of gaze right and up."""
-    _mids, axes, widths = eye_frames(np.asarray(source_landmarks, np.float64)[None, :478, :2])
+    points = np.asarray(source_landmarks, np.float64)[None, :kp.N_LANDMARKS, :2]
+    _mids, axes, widths = eye_frames(points)
     pixels = np.einsum("...ek,ekc->...ec", change, axes[0]) * widths[0][:, None]
     return np.stack([pixels[..., e, :] @ np.linalg.pinv(response[e]) for e in range(2)], -2)
 
 
-def transfer_gaze(track: Track, ref: int, source_landmarks: np.ndarray, mode: str,
+def transfer_gaze(track: Track, ref: int, source_landmarks: np.ndarray, mode: ExpressionMode,
                   response: np.ndarray, limit: tuple[float, float] = GAZE_LIMIT) -> np.ndarray:
     """The renderer's gaze (T, 2, 2) that moves the source's irises as the driver's move
     (`gaze_targets`), bounded by `limit` units (along, up)."""
@@ -149,6 +152,6 @@ def nominal_response(source_landmarks: np.ndarray,
                      travel: tuple[float, float] = GAZE_TRAVEL) -> np.ndarray:
     """The renderer's iris travel as drawn (2, 2, 2), for when it is not measured: `travel`
     eye widths along the corner line and up per unit of gaze."""
-    _mids, axes, widths = eye_frames(np.asarray(source_landmarks, np.float64)[:478, :2])
+    _mids, axes, widths = eye_frames(np.asarray(source_landmarks, np.float64)[:kp.N_LANDMARKS, :2])
     scale = np.asarray(travel, np.float64)
     return axes * (widths[:, None, None] * scale[None, :, None])

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import matrix_to_rotvec, rotvec_to_matrix, smoothstep
 from ..tracking import keypoints as kp
-from ..tracking.face_model import FaceModel, matrix_to_rotvec, rotvec_to_matrix, transform_points
+from ..tracking.face_model import FaceModel, transform_points
 
 # The skull's centre in model space: level with the mesh's outermost points beside the eyes
 # (`keypoints.SIDE_POINTS`, in front of the ears), 2 cm further back than them and 1 cm higher.
@@ -84,12 +85,6 @@ def settle(head: np.ndarray, region: HeadRegion, sway: tuple[float, float]) -> n
     keep = smoothstep((d - sway[0]) / max(sway[1] - sway[0], 1e-9))[:, None, None]
     eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     return eye + keep * (head - eye)
-
-
-def smoothstep(t: np.ndarray | float) -> np.ndarray:
-    """0 below 0, 1 above 1, a cubic with flat ends between."""
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
 
 
 def invert_similarity(affine: np.ndarray) -> np.ndarray:

@@ -7,24 +7,26 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ..tracking.face_model import ARKIT_NAMES, GAZE_CHANNELS, FaceModel, transform_points
-from ..tracking.fitting import (choose_reference_frame, fit_residual, rest_levels,
-                                similarity_2d, transfer_pose, transfer_rig)
+from ..choices import (EXPRESSION_MODES, POSE_MODES, REGIONS, ExpressionMode, PoseMode, Region,
+                       check_choice)
+from ..frames import frame_blocks
+from ..geometry import similarity_2d
+from ..tracking import keypoints as kp
+from ..tracking.channels import ARKIT_NAMES, GAZE_CHANNELS, N_EXPRESSION
+from ..tracking.face_model import FaceModel
+from ..tracking.fitting import choose_reference_frame, fit_residual
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import adaptive_gaussian, bias_limited_sigma, fill_missing
-from ..tracking.track import Track, frame_blocks
+from ..tracking.track import Track
 from .gaze import correct_gaze, gaze_targets, nominal_response, transfer_gaze
 from .head import head_similarity
-from .retarget import Observe, RetargetOptions, retarget
+from .retarget import Driven, Observe, RetargetOptions, retarget
 from .source import SourceFace
+from .transfer import rest_levels, transfer_pose, transfer_rig
 
-EXPRESSION_MODES = ("hybrid", "relative", "absolute")
-POSE_MODES = ("relative", "absolute", "off")
-REGIONS = ("all", "expression", "pose", "eyes", "lips")
-
-_EYES = np.array([n.startswith(("eyeBlink", "eyeSquint", "eyeWide", "eyeLook"))
-                  for n in ARKIT_NAMES])
-_LIPS = np.array([n.startswith(("jaw", "mouth")) for n in ARKIT_NAMES])
+_EYE_CHANNELS = np.array([n.startswith(("eyeBlink", "eyeSquint", "eyeWide", "eyeLook"))
+                          for n in ARKIT_NAMES])
+_LIP_CHANNELS = np.array([n.startswith(("jaw", "mouth")) for n in ARKIT_NAMES])
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class MotionOptions:
 
     expression_mode: `hybrid` (default; changes from the driver's rest levels, see
     `Reference`, with blinks, jaw and lip closure stretched to close fully, see
-    `fitting.transfer_rig`), `relative` or `absolute` (the paper).
+    `transfer.transfer_rig`), `relative` or `absolute` (the paper).
     pose_mode: `relative` (the driver's head motion since the reference frame, applied to the
     source's pose), `absolute` (the driver's pose in the source image) or `off` (source pose).
     region: which parts move: all, expression (no head motion), pose (no expression),
@@ -50,21 +52,19 @@ class MotionOptions:
     `steady_pose` (0 = off).
     """
 
-    expression_mode: str = "hybrid"
-    pose_mode: str = "relative"
+    expression_mode: ExpressionMode = "hybrid"
+    pose_mode: PoseMode = "relative"
     expression_scale: float = 1.0
-    region: str = "all"
+    region: Region = "all"
     ref_frame: int | None = None
     retarget: bool = True
     residual: bool = True
     pose_sigma: float = 2.0
 
     def __post_init__(self) -> None:
-        for value, allowed, name in ((self.expression_mode, EXPRESSION_MODES, "expression mode"),
-                                     (self.pose_mode, POSE_MODES, "pose mode"),
-                                     (self.region, REGIONS, "region")):
-            if value not in allowed:
-                raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
+        check_choice("expression_mode", self.expression_mode, EXPRESSION_MODES)
+        check_choice("pose_mode", self.pose_mode, POSE_MODES)
+        check_choice("region", self.region, REGIONS)
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class DrivenMotion:
 class Reference:
     """The driver's neutral: `frame` for the pose, the gaze and the mesh residual; `exact`
     when it is the user's choice or the frame the source photo was taken from, and then also
-    the expression's reference (else each channel's rest level, `fitting.rest_levels`)."""
+    the expression's reference (else each channel's rest level, `transfer.rest_levels`)."""
 
     frame: int
     exact: bool
@@ -116,13 +116,13 @@ def source_frame(track: Track, source_landmarks: np.ndarray,
                  tolerance: float = 0.01) -> int | None:
     """The driver frame whose face is the source's (landmarks within `tolerance` of the
     face size after a similarity fit), if any: relative motion from it is then exact."""
-    src = np.asarray(source_landmarks, np.float64)[:468, :2]
+    src = np.asarray(source_landmarks, np.float64)[:kp.N_MESH, :2]
     zs = src[:, 0] + 1j * src[:, 1]
     zs = zs - zs.mean()
     size = np.sqrt(np.mean(np.abs(zs) ** 2))
     error = np.full(len(track), np.inf)
     for part in frame_blocks(len(track), 512):  # no float64 copy of all the landmarks
-        drv = np.asarray(track.landmarks[part, :468, :2], np.float64)
+        drv = np.asarray(track.landmarks[part, :kp.N_MESH, :2], np.float64)
         ok = np.flatnonzero(track.found[part] & np.all(np.isfinite(drv), axis=(1, 2)))
         zd = drv[ok, :, 0] + 1j * drv[ok, :, 1]
         zd = zd - zd.mean(1, keepdims=True)
@@ -160,12 +160,13 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
         pose = transfer_pose(source.pose, track.pose, track.pose[ref], mode)
         if options.pose_sigma > 0 and n > 2:
             pose = steady_pose(pose, options.pose_sigma)
-    moving = {"eyes": _EYES, "lips": _LIPS, "pose": np.zeros(51, bool)}.get(
-        options.region, np.ones(51, bool))
+    moving = {"eyes": _EYE_CHANNELS, "lips": _LIP_CHANNELS,
+              "pose": np.zeros(N_EXPRESSION, bool)}.get(options.region,
+                                                        np.ones(N_EXPRESSION, bool))
     expression[:, ~moving] = source.expression[~moving]
     gaze = np.zeros((n, 2, 2))
     response = nominal_response(source.landmarks) if iris_response is None else iris_response
-    if moving[_EYES].any():
+    if moving[_EYE_CHANNELS].any():
         gaze = options.expression_scale * transfer_gaze(
             track, ref, source.landmarks, options.expression_mode, response)
     offset = None
@@ -179,14 +180,15 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
         # the gaze is the geometry's (`gaze.py`): the solve keeps it and ignores eyeLook scores
         weights = moving.astype(np.float64)
         weights[list(GAZE_CHANNELS)] = 0.0
-        solved = retarget(model, source, track, pose, expression, gaze,
-                          ref if reference.exact else None,
-                          options.expression_mode, options.expression_scale, moving,
-                          weights, blendshapes, iris_response=response,
-                          observe=observe, offset=offset,
+        driven = Driven(pose=pose, expression=expression, gaze=gaze,
+                        ref=ref if reference.exact else None, mode=options.expression_mode,
+                        scale=options.expression_scale, free=moving, weights=weights,
+                        offset=offset)
+        solved = retarget(model, source, track, driven, blendshapes, iris_response=response,
+                          observe=observe,
                           options=RetargetOptions(observe_stride=observe_stride))
         expression = solved.expression
-        if solved.seen_frames is not None and moving[_EYES].any():
+        if solved.seen_frames is not None and moving[_EYE_CHANNELS].any():
             targets = gaze_targets(track, ref, source.landmarks, options.expression_mode,
                                    options.expression_scale)
             gaze = correct_gaze(gaze, targets, solved.seen_frames, solved.seen_iris,
@@ -223,15 +225,15 @@ def residual_motion(model: FaceModel, track: Track, ref: int,
     self-reenactment it makes the driven mesh the observed one.
     """
     n = len(track)
-    out = np.zeros((n, 468, 3), np.float32)
-    ok = track.found & np.all(np.isfinite(track.landmarks[:, :468, :2]), axis=(1, 2))
+    out = np.zeros((n, kp.N_MESH, 3), np.float32)
+    ok = track.found & np.all(np.isfinite(track.landmarks[:, :kp.N_MESH, :2]), axis=(1, 2))
     if not ok.any():
         return out
     for part in frame_blocks(n, chunk):
         out[part] = fit_residual(model, track.landmarks[part], track.pose[part],
                                  track.expression[part], track.identity,
                                  track.identity_detail)
-    for lo in range(0, 468, 24):  # vertex blocks keep the temporaries small on long videos
+    for lo in range(0, kp.N_MESH, 24):  # vertex blocks keep the temporaries small on long videos
         block = out[:, lo:lo + 24]
         if not ok.all():
             block = fill_missing(block.reshape(n, -1), ok).reshape(block.shape)
@@ -247,12 +249,3 @@ def residual_motion(model: FaceModel, track: Track, ref: int,
     if vertices is not None:
         out[:, ~np.asarray(vertices, bool)] = 0.0
     return out
-
-
-def face_mesh(model: FaceModel, source: SourceFace, pose: np.ndarray, expression: np.ndarray,
-              offset: np.ndarray | None = None) -> np.ndarray:
-    """The source identity with `expression` (and vertex `offset`, see `DrivenMotion`) at
-    `pose`: (..., 468, 3) image x, y and depth."""
-    vertices = model.vertices(source.identity, expression, source.identity_detail,
-                              offset=offset)
-    return transform_points(vertices, pose, model.pivot)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import F2FError
+from ..threads import torch_threads
 from ..tracking.face_model import warp_pose
 from .renderer import CropMotion
 
@@ -31,12 +32,12 @@ def network_pose(pose: np.ndarray, size: int) -> np.ndarray:
 
 def resolve_device(device: str, fp16: bool) -> tuple[torch.device, torch.dtype]:
     if device == "cuda" and not torch.cuda.is_available():
-        raise F2FError("--device cuda: no CUDA device is available to torch")
+        raise F2FError("`device` cuda: no CUDA device is available to torch")
     if device == "mps" and not (getattr(torch.backends, "mps", None)
                                 and torch.backends.mps.is_available()):
-        raise F2FError("--device mps: MPS is not available")
+        raise F2FError("`device` mps: MPS is not available")
     if fp16 and device == "cpu":
-        raise F2FError("--fp16 needs a GPU (--device cuda or mps); half precision on CPU is "
+        raise F2FError("`fp16` needs a GPU (`device` cuda or mps); half precision on CPU is "
                        "slower than FP32")
     return torch.device(device), torch.float16 if fp16 else torch.float32
 
@@ -60,9 +61,8 @@ class NeuralFaceRenderer:
         self.weights = weights
         self.device, self.dtype = resolve_device(device, fp16)
         self.backend = resolve_backend(backend, device, "fp16" if fp16 else "fp32")
-        if self.device.type == "cpu":
-            # Leave a core to the decoder/encoder threads: oversubscribed torch is many times slower.
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        # Leave a core to the decoder/encoder threads: oversubscribed torch is many times slower.
+        self.threads = max(1, (os.cpu_count() or 2) - 1) if self.device.type == "cpu" else None
         self._onnx: dict[int, object] = {}
         self.generator = None
         if self.backend == "torch":
@@ -71,7 +71,7 @@ class NeuralFaceRenderer:
             self.generator = load_generator(weights, self.device, self.dtype).model
 
     def _onnx_generator(self, size: int) -> object:
-        from ..export.runtime import load_onnx_generator
+        from ..export.cache import load_onnx_generator
 
         if size not in self._onnx:
             self._onnx[size] = load_onnx_generator(self.weights, size, self.device.type,
@@ -88,7 +88,7 @@ class NeuralFaceRenderer:
                                                                  pose, keypoints)
         from ..model.generator import images_to_tensor
 
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads):
             return size, self.generator.encode_source(
                 images_to_tensor(crop[None], self.device, self.dtype), pose, keypoints)
 
@@ -102,5 +102,5 @@ class NeuralFaceRenderer:
             return array_to_images(self._onnx_generator(size).drive(encoding, pose, keypoints))
         from ..model.generator import tensor_to_images
 
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads):
             return tensor_to_images(self.generator.drive(encoding, pose, keypoints))

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..geometry import smoothstep
 from .crop import CropBox
-from .head import HeadRegion, apply_affine, invert_similarity, smoothstep
+from .head import HeadRegion, apply_affine, invert_similarity
 
 
 def feather_line(t: np.ndarray, size: float, feather: float) -> np.ndarray:

@@ -9,18 +9,17 @@ from typing import Protocol
 
 import numpy as np
 
+from ..choices import RENDERERS, RendererName, check_choice
+from ..dirs import NO_WEIGHTS_MESSAGE, user_weights_dir
 from ..errors import F2FError, InputError
+from ..tracking import keypoints as kp
 from ..tracking.face_model import FaceModel, warp_pose
 from ..tracking.landmarks import FaceLandmarker, roi_from_landmarks
-from ..weights_dir import NO_WEIGHTS_MESSAGE, user_weights_dir
 from .crop import CropBox
 from .gaze import GAZE_TRAVEL
 from .head import head_similarity, stabilise_pose
-from .motion import face_mesh
 from .retarget import Observe
 from .source import SourceFace
-
-RENDERERS = ("auto", "warp", "neural")
 
 
 @dataclass(frozen=True)
@@ -50,13 +49,14 @@ def crop_motion(model: FaceModel, source: SourceFace, box: CropBox, pose: np.nda
         pose = stabilise_pose(pose, head)
     expression = np.atleast_2d(expression)
     gaze = np.zeros((len(pose), 2, 2)) if gaze is None else np.asarray(gaze, np.float64)
-    points = box.to_crop(face_mesh(model, source, pose, expression, offset))
+    points = box.to_crop(source.mesh(model, pose, expression, offset))
     keypoints = box.to_crop(model.keypoints72(source.identity, expression, pose,
                                               source.identity_detail, offset=offset))
     shift = -np.array([box.x0, box.y0], np.float64) * box.scale
     iris = None
-    if source.landmarks is not None and len(source.landmarks) >= 478:
-        iris = box.to_crop(np.asarray(source.landmarks, np.float64)[468:478, :2]).reshape(2, 5, 2)
+    if source.landmarks is not None and len(source.landmarks) >= kp.N_LANDMARKS:
+        irises = np.asarray(source.landmarks, np.float64)[kp.IRIS_POINTS, :2]
+        iris = box.to_crop(irises).reshape(2, 5, 2)
     return CropMotion(points, keypoints, warp_pose(pose, box.scale, shift), expression, gaze,
                       iris)
 
@@ -101,7 +101,7 @@ def observer(renderer: FaceRenderer, prepared: object, model: FaceModel, source:
     def read(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
         found = landmarker(frame, roi_from_landmarks(points))
         if not found.present:
-            return np.full((478, 2), np.nan)
+            return np.full((kp.N_LANDMARKS, 2), np.nan)
         return found.points[:, :2] / box.scale + np.array([box.x0, box.y0])
 
     def observe(pose: np.ndarray, expression: np.ndarray, gaze: np.ndarray,
@@ -140,7 +140,7 @@ def iris_response(observe: Observe, source: SourceFace) -> np.ndarray | None:
                      np.repeat(source.expression[None], n, 0), probes)
     if not np.all(np.isfinite(points)):
         return None
-    c = points[:, [468, 473]]  # (5, 2 eyes, 2)
+    c = points[:, list(kp.IRIS_CENTRES)]  # (5, 2 eyes, 2)
     return np.stack([(c[1] - c[2]) / 2.0, (c[3] - c[4]) / 2.0], 1)
 
 
@@ -161,14 +161,13 @@ def find_generator_weights(explicit: Path | None) -> Path | None:
         return None
 
 
-def choose_renderer(name: str, weights: Path | None) -> tuple[str, Path | None]:
+def choose_renderer(name: RendererName, weights: Path | None) -> tuple[str, Path | None]:
     """Resolve `auto`: neural when weights are available, else warp."""
-    if name not in RENDERERS:
-        raise F2FError(f"unknown renderer {name!r}; choose from {', '.join(RENDERERS)}")
+    check_choice("renderer", name, RENDERERS)
     found = find_generator_weights(weights)
     if name == "neural" and found is None:
         raise F2FError(NO_WEIGHTS_MESSAGE.format(dir=user_weights_dir())
-                       + "; --renderer warp needs no weights")
+                       + "; `renderer` warp needs no weights")
     if name == "auto":
         return ("neural", found) if found is not None else ("warp", None)
     return name, found

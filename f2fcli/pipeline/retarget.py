@@ -31,18 +31,22 @@ from typing import Callable
 
 import numpy as np
 
+from ..choices import ExpressionMode
+from ..frames import frame_blocks
+from ..geometry import similarity_2d
 from ..tracking import keypoints as kp
-from ..tracking.face_model import EXPR_INDEX, FaceModel, transform_points
-from ..tracking.fitting import rest_levels, similarity_2d, transfer_expression
+from ..tracking.channels import EXPR_INDEX, N_EXPRESSION
+from ..tracking.face_model import FaceModel, transform_points
 from ..tracking.landmarks import BlendshapeModel
 from ..tracking.smoothing import bilateral_filter, fill_missing, odd_gaussian
-from ..tracking.track import Track, frame_blocks
+from ..tracking.track import Track
 from .gaze import iris_offsets, nominal_response
+from .transfer import rest_levels, transfer_expression
 
 # Per eye (image-left first, as the warp renderer orders them): lid ring, iris landmarks.
-_EYES = (
-    (kp.UPPER_LID_R + kp.LOWER_LID_R[1:-1], tuple(range(468, 473))),
-    (kp.UPPER_LID_L + kp.LOWER_LID_L[1:-1], tuple(range(473, 478))),
+_LID_RINGS_AND_IRISES = (
+    (kp.UPPER_LID_R + kp.LOWER_LID_R[1:-1], kp.IRISES[0]),
+    (kp.UPPER_LID_L + kp.LOWER_LID_L[1:-1], kp.IRISES[1]),
 )
 N_GAZE = 4  # (towards the subject's left, up) per eye
 KEY_BLOCK = 256  # keyframes solved or read back at a time: memory does not grow with the video
@@ -107,7 +111,7 @@ class SourceLandmarkModel:
         response = np.asarray(iris_response if iris_response is not None
                               else nominal_response(source_landmarks), np.float64)
         self._rings = []
-        for k, (ring, iris) in enumerate(_EYES):
+        for k, (ring, iris) in enumerate(_LID_RINGS_AND_IRISES):
             ring_src = np.c_[mesh[list(ring)], np.ones(len(ring))]
             iris_src = np.asarray(source_landmarks, np.float64)[list(iris), :2]
             self._rings.append((list(ring), np.linalg.pinv(ring_src), iris_src, response[k]))
@@ -141,7 +145,7 @@ def driver_scores(track: Track, blendshapes: BlendshapeModel,
                   options: RetargetOptions) -> np.ndarray:
     """The driver's 51 ARKit scores per frame, missing frames filled, lightly smoothed."""
     ok = track.found & np.all(np.isfinite(track.landmarks), axis=(1, 2))
-    scores = np.zeros((len(track), 51))
+    scores = np.zeros((len(track), N_EXPRESSION))
     frames = np.flatnonzero(ok)
     for b in frame_blocks(len(frames), 1024):  # blocks: no copy of a long video's landmarks
         scores[frames[b]] = blendshapes(track.landmarks[frames[b], :, :2])[:, 1:]
@@ -186,7 +190,7 @@ class Retargeter:
         base = np.repeat(anchors, nf + 1, 0)
         n = len(x)
         s = self.scores(self._with(x, base), np.zeros((n, N_GAZE)), np.broadcast_to(pose, (n, 6)))
-        s = s.reshape(len(anchors), nf + 1, 51)
+        s = s.reshape(len(anchors), nf + 1, N_EXPRESSION)
         return np.stack([((sk[1:] - sk[0]) / st[:, None]).T for sk, (_x, st) in zip(s, rows)])
 
     def solve(self, pose: np.ndarray, target: np.ndarray, e_prior: np.ndarray,
@@ -211,7 +215,7 @@ class Retargeter:
         s = self.scores(e_prior, gaze, pose, offset)
         before = float(np.abs(s - target).mean())
         c = cost(x, s, np.arange(len(x)))
-        jt = np.broadcast_to(jac, (len(x), 51, nf)).copy()  # (51, F) or one per frame
+        jt = np.broadcast_to(jac, (len(x), N_EXPRESSION, nf)).copy()  # (51, F) or one per frame
         step = np.ones(len(x))
         active = c >= o.cost_floor
         for _ in range(o.iterations if iterations is None else iterations):
@@ -249,31 +253,42 @@ None) -> the 478 landmarks (N, 478, 2, source-image pixels) that the landmarker 
 frames the renderer draws for them; NaN rows where it finds no face."""
 
 
-def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expression: np.ndarray,
-             gaze: np.ndarray, ref: int | None, mode: str, scale: float, free: np.ndarray,
-             weights: np.ndarray, blendshapes: BlendshapeModel,
-             iris_response: np.ndarray | None = None, observe: Observe | None = None,
-             offset: np.ndarray | None = None,
+@dataclass(frozen=True)
+class Driven:
+    """The frames to retarget, as the motion transfer drives them, and what counts."""
+
+    pose: np.ndarray  # (N, 6) head poses
+    expression: np.ndarray  # (N, 51) transferred rig coefficients: the prior and the start
+    gaze: np.ndarray  # (N, 2, 2), held as given
+    ref: int | None  # the driver's reference frame; None: each score's rest level
+    mode: ExpressionMode
+    scale: float  # expression scale
+    free: np.ndarray  # (51,) bool: the rig channels that may move
+    weights: np.ndarray  # (51,): the scores that count
+    offset: np.ndarray | None = None  # (N, 468, 3) the motion's vertex offset
+
+
+def retarget(model: FaceModel, source, track: Track, driven: Driven,
+             blendshapes: BlendshapeModel, iris_response: np.ndarray | None = None,
+             observe: Observe | None = None,
              options: RetargetOptions = RetargetOptions()) -> Retargeted:
     """Rig coefficients for every frame so the source reads as the driver does.
 
-    `expression` are the transferred coefficients (the prior and starting point), `gaze`
-    (N, 2, 2) the frames' gaze, held as given; `free` (51,) marks the rig channels that may
-    move, `weights` (51,) the scores that count; `iris_response`: see `SourceLandmarkModel`;
-    `offset`: the motion's vertex offset (N, 468, 3); `ref`: the driver's reference frame for
-    the change of scores, None for each score's rest level (`fitting.rest_levels`). With
-    `observe`, a second pass corrects the targets by what the network reads on rendered
-    frames of the first solution, where the prediction from landmarks falls short.
+    The driver's change of scores is taken from `driven.ref` (`transfer.rest_levels` if
+    None); `iris_response`: see `SourceLandmarkModel`. With `observe`, a second pass corrects
+    the targets by what the network reads on rendered frames of the first solution, where
+    the prediction from landmarks falls short.
     """
+    pose, expression, gaze, offset = driven.pose, driven.expression, driven.gaze, driven.offset
     lm = SourceLandmarkModel(model, source.identity, source.identity_detail, source.pose,
                              source.expression, source.landmarks, options, iris_response)
-    solver = Retargeter(lm, blendshapes, free)
+    solver = Retargeter(lm, blendshapes, driven.free)
     b_src = solver.scores(source.expression[None], np.zeros((1, N_GAZE)), source.pose[None])[0]
     b_drv = driver_scores(track, blendshapes, options)
     found = track.found & np.all(np.isfinite(track.landmarks), axis=(1, 2))
-    b_ref = b_drv[ref] if ref is not None else rest_levels(b_drv, found)
-    target = transfer_expression(b_src, b_drv, b_ref, mode)
-    target = np.clip(b_src + scale * (target - b_src), 0.0, 1.0)
+    b_ref = b_drv[driven.ref] if driven.ref is not None else rest_levels(b_drv, found)
+    target = transfer_expression(b_src, b_drv, b_ref, driven.mode)
+    target = np.clip(b_src + driven.scale * (target - b_src), 0.0, 1.0)
     # The rig reads differently at different expressions (a jaw that barely registers at rest
     # does once the lips part), so each keyframe starts from the slopes at a few anchors,
     # the source's own expression and the centres of the driven ones, blended by distance.
@@ -285,7 +300,7 @@ def retarget(model: FaceModel, source, track: Track, pose: np.ndarray, expressio
     # Solve on keyframes and interpolate: the targets are smooth at this scale, and the
     # network (about 0.7 ms a call) is most of the cost.
     solve = _BlockSolver(solver, pose, np.asarray(gaze, np.float64).reshape(n, N_GAZE), offset,
-                         key, jac, weights)
+                         key, jac, driven.weights)
     e, before, after = solve(target[key], expression[key])
     seen_frames = seen_iris = None
     if observe is not None:
@@ -367,7 +382,7 @@ def _observed_offset(solve: _BlockSolver, observe: Observe, e: np.ndarray
         return None, frames, irises
     at, gap = np.concatenate(seen), np.concatenate(gap)
     t = np.arange(n)
-    offset = np.stack([np.interp(t, at, gap[:, c]) for c in range(51)], 1)
+    offset = np.stack([np.interp(t, at, gap[:, c]) for c in range(N_EXPRESSION)], 1)
     return bilateral_filter(offset, 1.0, np.inf), frames, irises
 
 

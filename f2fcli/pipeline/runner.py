@@ -20,21 +20,25 @@ from typing import Any, Callable, Protocol
 import cv2
 import numpy as np
 
+from ..dirs import default_cache_dir
 from ..errors import F2FError, InputError
+from ..frames import frame_blocks
 from ..io.atomic import check_output_path
 from ..io.video import VideoReader
 from ..io.writer import EncoderSettings, VideoWriter, write_video
+from ..threads import opencv_threads
+from ..tracking import keypoints as kp
 from ..tracking.face_model import FaceModel
 from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
-from ..tracking.track import Track, frame_blocks, load_track
+from ..tracking.track import Track, load_track
 from ..tracking.video_track import TrackOptions, track_video
+from .crop import CropBox
 from .head import HeadRegion
 from .motion import MotionOptions, drive
 from .paste import PasteBack
-from .renderer import (FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion,
-                       iris_response, observer)
-from .crop import CropBox
-from .source import SourceCache, SourceFace, SourceOptions, default_cache_dir, load_source
+from .renderer import (FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion, iris_response,
+                       observer)
+from .source import SourceCache, SourceFace, SourceOptions, load_source
 
 # Face size (px) in the crops retargeting renders to read back: the landmarker sees a face
 # about this large in its 256-px input, so more pixels are only more work.
@@ -235,7 +239,7 @@ def _probe_view(renderer: FaceRenderer, prepared: object, model: FaceModel,
     face at its own input scale (a 256-px crop of about 1.5 face widths), for the frames
     retargeting renders to read back; other renderers keep their size."""
     box = source.box
-    face = float(np.ptp(source.landmarks[:468, :2], axis=0).max()) * box.scale
+    face = float(np.ptp(source.landmarks[:kp.N_MESH, :2], axis=0).max()) * box.scale
     res = int(np.ceil(box.res * PROBE_FACE_PX / max(face, 1.0) / 16.0)) * 16
     if renderer.name != "warp" or res >= box.res:
         return prepared, box
@@ -248,7 +252,16 @@ def _probe_view(renderer: FaceRenderer, prepared: object, model: FaceModel,
 def reenact(source_path: Path, driving: Path, output: Path,
             options: ReenactOptions = ReenactOptions(), log: Progress | None = None,
             resources: Resources | None = None) -> ReenactResult:
-    """Animate the face in `source_path` with the motion of `driving` into `output`."""
+    """Animate the face in `source_path` with the motion of `driving` into `output`.
+
+    OpenCV runs single-threaded during the call (the decoder, the source analysis and the
+    encoder already keep the cores busy); the caller's setting is restored afterwards."""
+    with opencv_threads(1):
+        return _reenact(source_path, driving, output, options, log, resources)
+
+
+def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOptions,
+             log: Progress | None, resources: Resources | None) -> ReenactResult:
     log = log or _Silent()
     resources = resources or Resources()
     options.encoder.validate_for(output)
@@ -258,7 +271,6 @@ def reenact(source_path: Path, driving: Path, output: Path,
     renderer_name, weights = choose_renderer(options.renderer, options.weights)
     log.info(f"renderer: {renderer_name}" + (f" ({weights})" if weights else
                                              " (training-free; no neural weights given)"))
-    cv2.setNumThreads(1)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -281,7 +293,7 @@ def reenact(source_path: Path, driving: Path, output: Path,
     model = resources.model
     if source.faces_seen > 1:
         log.info(f"{source_path}: {source.faces_seen} faces; using face "
-                 f"{options.source.selection.index} by size (--face-index/--face-box choose)")
+                 f"{options.source.selection.index} by size (`face_index`/`face_box` choose)")
     audio = _audio_source(options.audio, driving, driving_is_video)
 
     t0 = time.perf_counter()

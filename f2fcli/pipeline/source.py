@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,13 +15,15 @@ from safetensors.numpy import load_file, save_file
 from .. import __version__
 from ..errors import InputError
 from ..io.atomic import atomic_output
+from ..io.digest import file_sha256
 from ..io.image import read_image
+from ..tracking import keypoints as kp
+from ..tracking.channels import N_BLENDSHAPES, N_EXPRESSION
 from ..tracking.detector import FaceDetector
-from ..tracking.face_model import FaceModel
+from ..tracking.face_model import N_IDENTITY, FaceModel, transform_points
 from ..tracking.fitting import fit_image
 from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
-from ..tracking.tracker import (FaceSelection, choose_confirmed, confirmed_faces,
-                                detect_faces)
+from ..tracking.tracker import FaceSelection, choose_confirmed, confirmed_faces, detect_faces
 from ..tracking.video_track import model_hashes
 from .crop import CropBox, face_crop_box
 
@@ -48,6 +48,14 @@ class SourceFace:
     def crop(self) -> np.ndarray:
         return self.box.cut(self.image)
 
+    def mesh(self, model: FaceModel, pose: np.ndarray, expression: np.ndarray,
+             offset: np.ndarray | None = None) -> np.ndarray:
+        """This identity with `expression` (and vertex `offset`, see `motion.DrivenMotion`) at
+        `pose`: (..., 468, 3) image x, y and depth."""
+        vertices = model.vertices(self.identity, expression, self.identity_detail,
+                                  offset=offset)
+        return transform_points(vertices, pose, model.pivot)
+
 
 @dataclass(frozen=True)
 class SourceOptions:
@@ -70,7 +78,7 @@ def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
                          grids=(2, 3))
     if not faces:
         hint = "" if options.selection.box is not None else (
-            "; a face under about 1/10 of the photo's size needs --face-box X,Y,W,H around it")
+            "; a face under about 1/10 of the photo's size needs `face_box` X,Y,W,H around it")
         raise InputError(f"{name}: no face found{hint}")
     confirmed = confirmed_faces(faces, image, FaceLandmarker(threads=options.threads))
     if not confirmed:
@@ -92,26 +100,6 @@ def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
         expression=fit.expression[0].astype(np.float32),
         faces_seen=len(confirmed),
     )
-
-
-def default_cache_dir() -> Path:
-    """$F2F_CACHE_DIR, else the platform's user cache directory."""
-    env = os.environ.get("F2F_CACHE_DIR")
-    if env:
-        return Path(env)
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "f2f"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "f2f" / "Cache"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "f2f"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -207,7 +195,8 @@ def load_source(path: Path, options: SourceOptions, model: FaceModel, cache: Sou
 
 
 def _valid(arrays: dict[str, np.ndarray]) -> bool:
-    shapes = {"landmarks": (478, 3), "scores": (52,), "identity": (50,),
-              "identity_detail": (468, 3), "pose": (6,), "expression": (51,)}
+    shapes = {"landmarks": (kp.N_LANDMARKS, 3), "scores": (N_BLENDSHAPES,),
+              "identity": (N_IDENTITY,), "identity_detail": (kp.N_MESH, 3), "pose": (6,),
+              "expression": (N_EXPRESSION,)}
     return all(name in arrays and arrays[name].shape == shape and np.isfinite(arrays[name]).all()
                for name, shape in shapes.items())

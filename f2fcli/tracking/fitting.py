@@ -38,7 +38,7 @@ rig) come from that many evenly spaced frames, and then steps 2, 3a, 3d and
 3e run on every frame with them held fixed, ``chunk_frames`` at a time, so
 the working memory does not grow with the video.
 
-Transfer (``transfer_motion``): rig coefficients absolute, relative
+Transfer: rig coefficients absolute, relative
 (``e_s + e_d - e_ref``) or hybrid per channel (``transfer_rig``); pose relative
 (``R_d R_ref^-1 R_s``, translation and scale changes relative to the
 reference, scaled to the source) or absolute.  The driver reference frame
@@ -47,23 +47,21 @@ is chosen by ``choose_reference_frame`` unless given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from ..frames import frame_blocks
+from ..geometry import (centred_complex, matrix_to_rotvec, robust_procrustes, rotvec_to_matrix,
+                        similarity_2d, similarity_procrustes)
 from . import keypoints as kp
-from .face_model import (CONTACT_CHANNELS, EXPR_INDEX, GAZE_CHANNELS, N_EXPRESSION, FaceModel,
-                         matrix_to_rotvec, rotvec_to_matrix)
-from .track import frame_blocks
+from .channels import EXPR_INDEX, GAZE_CHANNELS, N_EXPRESSION
+from .face_model import FaceModel
 
 __all__ = [
-    "FitOptions", "Identity", "SequenceFit", "TransferResult",
-    "landmarks_to_camera", "similarity_procrustes", "robust_procrustes",
-    "fit_sequence", "fit_image", "keypoint_error", "choose_reference_frame",
-    "transfer_expression", "transfer_rig", "rest_levels", "transfer_pose", "transfer_motion",
-    "refine_rig",
-    "fit_residual",
-    "similarity_2d",
+    "FitOptions", "Identity", "SequenceFit",
+    "landmarks_to_camera", "fit_sequence", "fit_image", "keypoint_error",
+    "choose_reference_frame", "refine_rig", "fit_residual",
 ]
 
 
@@ -121,17 +119,6 @@ class SequenceFit:
                                       self.identity.detail)
 
 
-@dataclass(frozen=True)
-class TransferResult:
-    """Driving-frame coefficients and keypoints on the source identity."""
-
-    hp: np.ndarray  # (T, 6) output head pose (source image frame)
-    expression: np.ndarray  # (T, 51)
-    keypoints72: np.ndarray  # (T, 72, 2) px in the source image
-    ref_index: int  # driver reference frame used
-    options: dict = field(default_factory=dict)
-
-
 # --------------------------------------------------------------------------
 # geometry helpers
 # --------------------------------------------------------------------------
@@ -140,63 +127,6 @@ def landmarks_to_camera(landmarks: np.ndarray) -> np.ndarray:
     """Tracker landmarks (..., N, 3) px (y down, z smaller = closer) -> y-up, z-to-camera frame."""
     lm = np.asarray(landmarks, np.float64)
     return lm * np.array([1.0, -1.0, -1.0])
-
-
-def similarity_procrustes(src: np.ndarray, dst: np.ndarray, weights: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted similarity Procrustes, batched: ``dst ~ scale * R @ src + t``.
-
-    ``src`` (N, 3) or (T, N, 3), ``dst`` (T, N, 3), ``weights`` (N,) or (T, N).
-    Returns ``R`` (T, 3, 3) proper rotations (reflections are rejected by
-    flipping the weakest singular direction), ``scale`` (T,), ``t`` (T, 3).
-    """
-    dst = np.asarray(dst, np.float64)
-    src = np.broadcast_to(np.asarray(src, np.float64), dst.shape)
-    w = np.broadcast_to(np.asarray(weights, np.float64), dst.shape[:-1])
-    wsum = np.maximum(w.sum(-1, keepdims=True), 1e-300)
-    wn = w / wsum
-    # Batched matmuls rather than multi-operand einsum: BLAS, ~10x faster.
-    mu_s = (wn[:, None, :] @ src)[:, 0]
-    mu_d = (wn[:, None, :] @ dst)[:, 0]
-    a = src - mu_s[:, None]
-    b = dst - mu_d[:, None]
-    h = np.swapaxes(b * wn[..., None], 1, 2) @ a  # cross-covariance dst x src
-    u, sv, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(u @ vt))
-    d = np.where(d == 0, 1.0, d)
-    fix = np.ones_like(sv)
-    fix[:, 2] = d
-    rot = u @ (fix[:, :, None] * vt)
-    var_s = np.sum(wn * np.sum(a * a, -1), -1)
-    scale = np.sum(sv * fix, -1) / np.maximum(var_s, 1e-300)
-    t = mu_d - scale[:, None] * (rot @ mu_s[..., None])[..., 0]
-    return rot, scale, t
-
-
-def robust_procrustes(src: np.ndarray, dst: np.ndarray, weights: np.ndarray,
-                      steps: int = 3, huber: float = 2.0
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Similarity Procrustes with Huber IRLS on per-vertex residuals.
-
-    The residual scale per frame is 1.4826 x the median residual norm over
-    vertices with weight, so outlier landmarks (occlusion, tracker glitches)
-    lose influence without a fixed pixel threshold.
-    """
-    dst = np.asarray(dst, np.float64)
-    w0 = np.broadcast_to(np.asarray(weights, np.float64), dst.shape[:-1])
-    w = w0
-    src_b = np.broadcast_to(np.asarray(src, np.float64), dst.shape)
-    for i in range(steps + 1):
-        rot, scale, t = similarity_procrustes(src_b, dst, w)
-        if i == steps:
-            break
-        pred = scale[:, None, None] * (src_b @ np.swapaxes(rot, 1, 2)) + t[:, None]
-        r = np.linalg.norm(pred - dst, axis=-1)
-        rm = np.where(w0 > 0, r, np.nan)
-        sig = 1.4826 * np.nanmedian(rm, axis=-1, keepdims=True)
-        sig = np.maximum(sig, 1e-9 * np.maximum(scale[:, None], 1e-9))
-        w = w0 * np.minimum(1.0, huber * sig / np.maximum(r, 1e-300))
-    return rot, scale, t
 
 
 def _pose_from_similarity(rot: np.ndarray, scale: np.ndarray, t: np.ndarray,
@@ -497,19 +427,6 @@ def choose_reference_frame(hp: np.ndarray, expression: np.ndarray,
     return int(np.argmin(cost))
 
 
-def _centred(points: np.ndarray) -> np.ndarray:
-    """(..., V, 2) points as complex numbers about their mean, (..., V)."""
-    z = points[..., 0] + 1j * points[..., 1]
-    return z - z.mean(-1, keepdims=True)
-
-
-def similarity_2d(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares 2-D rotation and scale, as a complex factor, from `src` to `dst` (both
-    (..., V, 2), broadcast against each other; translation taken out), shape (...)."""
-    zs, zd = _centred(np.asarray(src, np.float64)), _centred(np.asarray(dst, np.float64))
-    return np.sum(zd * np.conj(zs), -1) / np.maximum(np.sum(np.abs(zs) ** 2, -1), 1e-12)
-
-
 def fit_residual(model: FaceModel, landmarks: np.ndarray, hp: np.ndarray,
                  expression: np.ndarray, identity: np.ndarray, detail: np.ndarray
                  ) -> np.ndarray:
@@ -524,7 +441,7 @@ def fit_residual(model: FaceModel, landmarks: np.ndarray, hp: np.ndarray,
     hp = np.asarray(hp, np.float64)
     fitted = model.project(model.vertices(identity, expression, detail), hp)
     observed = np.asarray(landmarks, np.float64)[:, :fitted.shape[1], :2]
-    zf, zo = (_centred(p) for p in (fitted, observed))
+    zf, zo = (centred_complex(p) for p in (fitted, observed))
     z = zo - similarity_2d(fitted, observed)[:, None] * zf
     d = np.stack([z.real, z.imag], -1)
     scale = hp[:, 5, None, None]
@@ -534,125 +451,3 @@ def fit_residual(model: FaceModel, landmarks: np.ndarray, hp: np.ndarray,
     return np.einsum("tji,tnj->tni", rotvec_to_matrix(hp[:, :3]), local)
 
 
-def rest_levels(values: np.ndarray, valid: np.ndarray | None = None,
-                percentile: float = 5.0) -> np.ndarray:
-    """Per channel, the level a driver's expression rests at over a clip (T, C) -> (C,).
-
-    One reference frame is a poor neutral for relative transfer: a channel the driver holds
-    there (brows raised while talking, a smile at the start) can then only be released, and a
-    release takes the source below its own zero, where it is clipped: that half of the motion
-    is lost. Relative to each channel's rest level every change is a rise. A low percentile
-    rather than the minimum, so that one misread frame does not set it.
-    """
-    x = np.asarray(values, np.float64)
-    ok = np.all(np.isfinite(x), 1)
-    if valid is not None:
-        ok &= np.asarray(valid, bool)
-    if not ok.any():
-        raise ValueError("no valid frame to take rest levels from")
-    return np.percentile(x[ok], percentile, axis=0)
-
-
-def transfer_expression(e_src: np.ndarray, e_drv: np.ndarray, e_ref: np.ndarray,
-                        mode: str = "hybrid") -> np.ndarray:
-    """Driver expression for the source, for quantities that mean the same on every face
-    (blendshape scores).
-
-    ``absolute``: e_d (the paper).  ``relative``: clip(e_s + e_d - e_ref).
-    ``hybrid``: absolute on the contact channels (blinks, jawOpen,
-    mouthClose, funnel, pucker) and gaze, relative elsewhere, so the
-    source keeps its resting look while lids and lips still close fully.
-    """
-    e_drv = np.asarray(e_drv, np.float64)
-    rel = np.clip(np.asarray(e_src, np.float64) + e_drv - np.asarray(e_ref, np.float64), 0.0, 1.0)
-    if mode == "absolute":
-        return e_drv.copy()
-    if mode == "relative":
-        return rel
-    if mode == "hybrid":
-        out = rel.copy()
-        absolute = list(CONTACT_CHANNELS) + list(GAZE_CHANNELS)
-        out[..., absolute] = e_drv[..., absolute]
-        return out
-    raise ValueError(f"unknown expression transfer mode {mode!r}")
-
-
-def transfer_rig(e_src: np.ndarray, e_drv: np.ndarray, e_ref: np.ndarray,
-                 mode: str = "hybrid") -> np.ndarray:
-    """Driver rig coefficients for the source, whose own fit is a different one.
-
-    Two fits split a face between identity and expression differently (the same photo can
-    fit with a pucker of 0.16 alone and 0.6 within a video), so absolute coefficients do not
-    carry over; changes do, and the rig is linear. ``relative`` (and ``hybrid``): e_s + e_d -
-    e_ref, not clipped: a channel the driver releases from its reference moves the source by
-    the same vertices even below the source's zero. ``hybrid`` stretches the contact
-    channels' way up so that the driver's 1 is the source's 1 (lids and lips close fully);
-    ``absolute``: e_d (the paper).
-    """
-    e_drv = np.asarray(e_drv, np.float64)
-    e_src = np.broadcast_to(np.asarray(e_src, np.float64), e_drv.shape)
-    e_ref = np.broadcast_to(np.asarray(e_ref, np.float64), e_drv.shape)
-    if mode == "absolute":
-        return e_drv.copy()
-    if mode not in ("relative", "hybrid"):
-        raise ValueError(f"unknown expression transfer mode {mode!r}")
-    out = e_src + e_drv - e_ref
-    if mode == "hybrid":
-        c = list(CONTACT_CHANNELS)
-        up = e_drv[..., c] > e_ref[..., c]
-        rise = (e_drv[..., c] - e_ref[..., c]) * (1.0 - e_src[..., c]) \
-            / np.maximum(1.0 - e_ref[..., c], 1e-6)
-        out[..., c] = np.where(up, e_src[..., c] + rise, out[..., c])
-    return out
-
-
-def transfer_pose(hp_src: np.ndarray, hp_drv: np.ndarray, hp_ref: np.ndarray,
-                  mode: str = "relative") -> np.ndarray:
-    """Driver head pose for the source image.
-
-    ``relative``: R = R_d R_ref^-1 R_s; translation moves by the driver's
-    pivot displacement since the reference, rescaled by scale_s/scale_ref;
-    scale = scale_s * scale_d / scale_ref.  ``absolute_rotation``: R = R_d,
-    translation and scale relative.  ``absolute``: hp_d copied (only
-    meaningful when source and driver share the same crop framing).
-    """
-    hs = np.asarray(hp_src, np.float64)
-    hd = np.asarray(hp_drv, np.float64)
-    hr = np.asarray(hp_ref, np.float64)
-    if mode == "absolute":
-        return hd.copy()
-    if mode not in ("relative", "absolute_rotation"):
-        raise ValueError(f"unknown pose transfer mode {mode!r}")
-    k = hs[..., 5] / hr[..., 5]
-    out = np.empty(np.broadcast_shapes(hs.shape, hd.shape))
-    if mode == "relative":
-        rot = rotvec_to_matrix(hd[..., :3]) @ np.swapaxes(rotvec_to_matrix(hr[..., :3]), -1, -2) \
-            @ rotvec_to_matrix(hs[..., :3])
-        out[..., :3] = matrix_to_rotvec(rot)
-    else:
-        out[..., :3] = hd[..., :3]
-    out[..., 3:5] = hs[..., 3:5] + (hd[..., 3:5] - hr[..., 3:5]) * k[..., None]
-    out[..., 5] = hs[..., 5] * hd[..., 5] / hr[..., 5]
-    return out
-
-
-def transfer_motion(model: FaceModel, source: SequenceFit, driver_hp: np.ndarray,
-                    driver_expression: np.ndarray, ref_index: int | None = None,
-                    expression_mode: str = "hybrid", pose_mode: str = "relative",
-                    source_frame: int = 0) -> TransferResult:
-    """Put the driver's (smoothed) motion on the source identity.
-
-    ``driver_hp`` (T, 6) and ``driver_expression`` (T, 51) are typically the
-    driver fit after ``smoothing.smooth_track``.  Keypoints are
-    ``model.reenact_keypoints`` of the transferred pose and expression with
-    the source identity, in source-image pixels.
-    """
-    hp_s = source.hp[source_frame]
-    e_s = source.expression[source_frame]
-    if ref_index is None:
-        ref_index = choose_reference_frame(driver_hp, driver_expression)
-    hp = transfer_pose(hp_s, driver_hp, driver_hp[ref_index], pose_mode)
-    e = transfer_rig(e_s, driver_expression, driver_expression[ref_index], expression_mode)
-    kps = model.reenact_keypoints(hp, e, source.identity.s, source.identity.detail)
-    return TransferResult(hp=hp, expression=e, keypoints72=kps, ref_index=int(ref_index),
-                          options={"expression_mode": expression_mode, "pose_mode": pose_mode})

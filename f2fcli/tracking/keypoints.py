@@ -27,6 +27,8 @@ from dataclasses import dataclass
 N_MESH = 468  # FaceMesh vertices (the face model's topology)
 N_LANDMARKS = 478  # the landmarker's output: the mesh, then five points per iris
 IRIS_CENTRES = (468, 473)  # image-left eye first; each followed by four rim points
+IRISES = tuple(tuple(range(c, c + 5)) for c in IRIS_CENTRES)  # centre and rim, per eye
+IRIS_POINTS = slice(N_MESH, N_LANDMARKS)  # both irises' points within the landmarks
 N_KEYPOINTS = 72
 
 # --- the 72 keypoints (official order) ---------------------------------------

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import keypoints as kp
+from .channels import BLENDSHAPE_NAMES
 from .detector import FaceDetection, as_rgb_uint8
-from .face_model import BLENDSHAPE_NAMES  # the blendshape model's output order
 from .onnx_runtime import get_session
 
 MODEL_FILE = "face_landmarks_detector.onnx"
 BLENDSHAPES_FILE = "face_blendshapes.onnx"
 INPUT_SIZE = 256
-NUM_LANDMARKS = 478
 ROI_SCALE = 1.5  # MediaPipe RectTransformation scale for both ROI paths
 MIN_PRESENCE = 0.5  # MediaPipe default min tracking / presence confidence
 EYE_OUTER_CORNERS = (33, 263)  # subject's right, left: defines ROI rotation
@@ -183,7 +183,7 @@ class FaceLandmarker:
         crops = np.stack([crop_roi(im, r) for im, r in zip(images, rois)])
         x = crops.astype(np.float32) * np.float32(1.0 / 255.0)
         lm, logit, tongue = _run_batched(self.session, ["landmarks", "presence_logit", "tongue_out"], x)
-        lm = lm.reshape(len(rois), NUM_LANDMARKS, 3)
+        lm = lm.reshape(len(rois), kp.N_LANDMARKS, 3)
         presence = _sigmoid(logit.reshape(-1).astype(np.float64))
         return [FaceLandmarks(project_to_image(lm[i], r), float(presence[i]), float(tongue.reshape(-1)[i]), r)
                 for i, r in enumerate(rois)]
@@ -223,8 +223,8 @@ class BlendshapeModel:
         pts = np.asarray(points, dtype=np.float32)
         single = pts.ndim == 2
         pts = pts[None] if single else pts
-        if pts.shape[1] != NUM_LANDMARKS:
-            raise ValueError(f"expected {NUM_LANDMARKS} landmarks, got {pts.shape[1]}")
+        if pts.shape[1] != kp.N_LANDMARKS:
+            raise ValueError(f"expected {kp.N_LANDMARKS} landmarks, got {pts.shape[1]}")
         sub = np.ascontiguousarray(pts[:, self._subset, :2])
         # the exported graph has a fixed batch of 1 (a constant token is
         # concatenated inside); a call is ~1 ms, so loop

@@ -8,9 +8,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..geometry import rotvec_to_euler_deg
 from ..io.video import VideoReader
 from ..io.writer import EncoderSettings, write_video
-from .face_model import project_points, rotvec_to_euler_deg
+from .face_model import project_points
 from .track import Track
 
 AXIS_COLOURS = ((230, 60, 60), (60, 200, 60), (70, 110, 255))  # x red, y green, z blue

@@ -37,8 +37,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter1d
 
-from .face_model import matrix_to_rotvec, rotvec_to_matrix
-from .track import frame_blocks
+from ..frames import frame_blocks
+from ..geometry import matrix_to_rotvec, rotvec_to_matrix
 
 __all__ = [
     "SmoothingParams", "SmoothedTrack", "fill_missing", "fill_missing_rotvec",

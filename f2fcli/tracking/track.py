@@ -24,13 +24,16 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from .. import __version__
 from ..errors import InputError, require_format
 from ..io.atomic import atomic_output
+from . import keypoints as kp
+from .channels import N_EXPRESSION
+from .face_model import N_IDENTITY
 
 FORMAT = "f2f-track"
 VERSION = 1
@@ -38,9 +41,9 @@ VERSION = 1
 _FRAME_ARRAYS = {
     "pts": ((), np.int64),
     "pose": ((6,), np.float32),
-    "expression": ((51,), np.float32),
-    "keypoints": ((72, 2), np.float32),
-    "landmarks": ((478, 3), np.float32),
+    "expression": ((N_EXPRESSION,), np.float32),
+    "keypoints": ((kp.N_KEYPOINTS, 2), np.float32),
+    "landmarks": ((kp.N_LANDMARKS, 3), np.float32),
     "confidence": ((), np.float32),
     "box": ((4,), np.float32),
     "found": ((), np.bool_),
@@ -140,18 +143,9 @@ def _validate(path: Path, arrays: dict[str, np.ndarray]) -> None:
         if arrays[name].shape != (n, *shape):
             raise InputError(f"{path}: track array {name} has shape {arrays[name].shape}, "
                              f"expected {(n, *shape)}")
-    if arrays["identity"].shape != (50,):
-        raise InputError(f"{path}: identity has shape {arrays['identity'].shape}, expected (50,)")
-    if arrays["identity_detail"].shape != (468, 3):
-        raise InputError(f"{path}: identity_detail has shape {arrays['identity_detail'].shape}, "
-                         "expected (468, 3)")
+    for name, shape in (("identity", (N_IDENTITY,)), ("identity_detail", (kp.N_MESH, 3))):
+        if arrays[name].shape != shape:
+            raise InputError(f"{path}: {name} has shape {arrays[name].shape}, expected {shape}")
     for name in ("pose", "expression", "keypoints"):
         if not np.isfinite(arrays[name]).all():
             raise InputError(f"{path}: track array {name} holds non-finite values")
-
-
-def frame_blocks(n: int, size: int) -> Iterator[slice]:
-    """Consecutive slices of at most `size` of n frames: loops whose memory must not grow with
-    the video's length."""
-    for start in range(0, n, max(size, 1)):
-        yield slice(start, min(n, start + size))

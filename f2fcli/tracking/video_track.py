@@ -11,12 +11,13 @@ from typing import Callable
 
 import numpy as np
 
+from ..dirs import shipped_weights_dir
 from ..errors import InputError
 from ..io.video import VideoReader
-from ..weights_dir import shipped_weights_dir
+from . import keypoints as kp
+from .channels import N_BLENDSHAPES
 from .face_model import FaceModel
 from .fitting import choose_reference_frame, fit_sequence
-from .landmarks import NUM_LANDMARKS
 from .smoothing import SmoothingParams, fill_missing, fill_missing_rotvec, smooth_track
 from .track import Track
 from .tracker import FaceSelection, VideoFaceTracker
@@ -91,8 +92,9 @@ def observe_video(reader: VideoReader, tracker: VideoFaceTracker, stats: TrackSt
         for image in chunk.images:
             obs = tracker(image)
             chunk_landmarks.append(obs.landmarks if obs.found else
-                                   np.full((NUM_LANDMARKS, 3), np.nan, np.float32))
-            scores.append(obs.blendshapes if obs.found else np.full(52, np.nan, np.float32))
+                                   np.full((kp.N_LANDMARKS, 3), np.nan, np.float32))
+            scores.append(obs.blendshapes if obs.found
+                          else np.full(N_BLENDSHAPES, np.nan, np.float32))
             confidence.append(obs.confidence)
             box.append(obs.box)
         # one array per chunk, not per frame: a long video's landmarks are stacked only once
@@ -133,7 +135,7 @@ def track_video(path: str | os.PathLike[str], options: TrackOptions = TrackOptio
     stats.detections, stats.scene_cuts = tracker.detections, tracker.scene_cuts
     if not found.any():
         hint = "" if options.selection.box is not None else (
-            "; a face under about 1/5 of the frame needs --face-box X,Y,W,H around it")
+            "; a face under about 1/5 of the frame needs `face_box` X,Y,W,H around it")
         raise InputError(f"{reader.path}: no face found in any of its {len(found)} frames{hint}")
 
     t0 = time.perf_counter()

@@ -25,9 +25,9 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import InputError
 from ..io.atomic import atomic_output
+from ..io.digest import file_sha256
 from ..model.checkpoints import CheckpointInfo, read_checkpoint_info, save_generator
 from ..model.generator import Generator
-from ..weights_dir import sha256_of
 
 CHECKPOINTS = "checkpoints"
 GENERATOR = "generator.safetensors"
@@ -139,4 +139,4 @@ def export_weights(run_dir: str | Path, out_path: str | Path, overwrite: bool = 
     with atomic_output(out_path, overwrite) as tmp:
         shutil.copyfile(path / GENERATOR, tmp)
     out = Path(out_path)
-    return ExportResult(out, step, info.resolution, sha256_of(out))
+    return ExportResult(out, step, info.resolution, file_sha256(out))

@@ -43,7 +43,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         from ..errors import F2FError
 
-        raise F2FError("--device cuda: no CUDA device is available to torch")
+        raise F2FError("`device` cuda: no CUDA device is available to torch")
     return torch.device(device)
 
 

@@ -139,7 +139,7 @@ def evaluate(dataset_dir: str | Path, weights_path: str | Path,
     _, clips = load_clips(dataset_dir, options.split)
     if not clips:
         raise InputError(f"{dataset_dir}: no usable clips in split {options.split!r}"
-                         + (" (prepare with --test-fraction > 0, or use --split all)"
+                         + (" (prepare with `test_fraction` > 0, or use `split` all)"
                             if options.split == "test" else ""))
     if options.max_clips is not None:
         clips = clips[:options.max_clips]

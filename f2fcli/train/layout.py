@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, require_format
+from ..tracking import keypoints as kp
+from ..tracking.channels import N_EXPRESSION
 
 FORMAT = "f2f-dataset"
 VERSION = 1
@@ -47,10 +49,10 @@ IMAGE_FORMATS = ("jpg", "png")
 SPLITS = ("train", "test", "all")
 
 _TRACK_ARRAYS = {
-    "keypoints": (72, 2),
+    "keypoints": (kp.N_KEYPOINTS, 2),
     "pose": (6,),
-    "landmarks": (478, 3),
-    "expression": (51,),
+    "landmarks": (kp.N_LANDMARKS, 3),
+    "expression": (N_EXPRESSION,),
     "found": (),
 }
 

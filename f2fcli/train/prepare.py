@@ -244,7 +244,7 @@ def _check_settings(out_dir: Path, options: PrepareOptions) -> None:
     for key in ("res", "crop_scale", "image_format", "frame_step"):
         if old.get(key) != getattr(options, key):
             raise InputError(f"{out_dir} was prepared with {key} {old.get(key)!r}, not "
-                             f"{getattr(options, key)!r}; use another directory or --overwrite")
+                             f"{getattr(options, key)!r}; use another directory or `overwrite`")
 
 
 def write_manifest(out_dir: Path, options: PrepareOptions) -> dict[str, Any]:

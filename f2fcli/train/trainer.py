@@ -144,7 +144,7 @@ class TrainResult:
 def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type != "cuda":
         if precision == "fp16":
-            raise InputError("--precision fp16 needs a CUDA GPU; CPU trains in fp32 (or bf16)")
+            raise InputError("`precision` fp16 needs a CUDA GPU; CPU trains in fp32 (or bf16)")
         return "bf16" if precision == "bf16" else "fp32"
     if precision == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -158,7 +158,7 @@ def _check_resume_config(run_dir: Path, res: int) -> None:
     old = json.loads(path.read_text())
     if old.get("resolved_res") != res:
         raise InputError(f"{run_dir} was trained at {old.get('resolved_res')} px, not {res}; "
-                         "resume with the same --res or start a new run directory")
+                         "resume with the same `res` or start a new run directory")
 
 
 def _set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -207,11 +207,11 @@ def _train(config: TrainConfig, ctx: dist_utils.DistContext, log: Callable[[str]
     res = config.res or int(manifest["res"])
     if res % 64:
         raise InputError(f"training resolution must be a multiple of 64; the dataset is "
-                         f"{res} px: pass --res")
+                         f"{res} px: pass `res`")
     run_dir = config.run_dir
     latest = latest_checkpoint(run_dir)
     if latest is not None and not config.resume:
-        raise InputError(f"{run_dir} already has checkpoints (step {latest[0]}); pass --resume "
+        raise InputError(f"{run_dir} already has checkpoints (step {latest[0]}); pass `resume` "
                          "to continue or choose a new run directory")
     ckpt = None
     if config.resume:

@@ -17,7 +17,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .parts import EYES, LOWER_LIDS, eye_ring, smoothstep, up_normal
+from ...geometry import smoothstep
+from .parts import EYES, LOWER_LIDS, eye_ring, up_normal
 from .settings import WarpSettings
 
 _SHIFT = 4

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...tracking.fitting import similarity_procrustes
+from ...geometry import similarity_procrustes, smoothstep
 from .layout import RenderMesh
-from .parts import (EYES, LID_BANDS, LIP_CORNERS, LIP_LO, LIP_UP, N_MESH, ratio, smoothstep,
-                    up_normal)
+from .parts import EYES, LID_BANDS, LIP_CORNERS, LIP_LO, LIP_UP, N_MESH, ratio, up_normal
 from .settings import WarpSettings
 
 

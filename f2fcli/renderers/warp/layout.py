@@ -21,9 +21,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from ...geometry import smoothstep
 from ...tracking import keypoints as kp
 from ...tracking.face_model import FaceModel
-from .parts import EARS, EYES, LIP_LO, LIP_UP, MOUTH_EDGE, N_MESH, cone, smoothstep
+from .parts import EARS, EYES, LIP_LO, LIP_UP, MOUTH_EDGE, N_MESH, cone
 from .raster import signed_areas
 from .settings import WarpSettings
 

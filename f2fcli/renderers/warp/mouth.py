@@ -13,8 +13,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ...geometry import smoothstep
 from .field import MouthOpening
-from .parts import EYES, ratio, smoothstep
+from .parts import EYES, ratio
 from .settings import WarpSettings
 
 _SHIFT = 4

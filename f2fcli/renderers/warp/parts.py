@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...geometry import smoothstep
 from ...tracking import keypoints as kp
 
 N_MESH = kp.N_MESH
@@ -22,11 +23,6 @@ LIP_LO = np.array(kp.LIP_INNER_LOWER)
 LIP_CORNERS = (kp.LIP_INNER_UPPER[0], kp.LIP_INNER_UPPER[-1])
 MOUTH_EDGE = len(kp.LIP_INNER_UPPER)  # vertices along each edge of the mouth's bands
 EARS = kp.SIDE_POINTS  # the mesh's outermost points beside the eyes, near the ears' depth
-
-
-def smoothstep(t: np.ndarray | float) -> np.ndarray:
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
 
 
 def cone(d: np.ndarray, axis: np.ndarray, degrees: float) -> np.ndarray:

@@ -1,9 +1,10 @@
-"""Where model files live: the shipped `f2fcli.weights` package and a user directory."""
+"""Where f2f keeps files: the shipped `f2fcli.weights` package, the user weights directory and
+the cache directory."""
 
 from __future__ import annotations
 
-import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -57,9 +58,13 @@ def list_model_files() -> list[ModelFile]:
     return found
 
 
-def sha256_of(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(block), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def default_cache_dir() -> Path:
+    """$F2F_CACHE_DIR, else the platform's user cache directory."""
+    env = os.environ.get("F2F_CACHE_DIR")
+    if env:
+        return Path(env)
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "f2f"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "f2f" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "f2f"

@@ -24,7 +24,8 @@ from f2fcli.io.image import read_image
 from f2fcli.pipeline.motion import MotionOptions
 from f2fcli.pipeline.runner import ReenactOptions, reenact
 from f2fcli.pipeline.source import SourceOptions, load_source
-from f2fcli.tracking.face_model import ARKIT_NAMES, FaceModel
+from f2fcli.tracking.channels import ARKIT_NAMES
+from f2fcli.tracking.face_model import FaceModel
 from f2fcli.tracking.track import Track, save_track
 
 FPS = 25

@@ -6,6 +6,11 @@ known pose / identity / expression, so every check has a ground truth.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -47,6 +52,27 @@ def _sparse_expressions(rng: np.random.Generator, t: int) -> np.ndarray:
 
 
 # --- rotations and projection ----------------------------------------------
+
+def test_the_model_is_the_same_whatever_the_blas_threads() -> None:
+    # Mirror-symmetric modes once took their signs from rounding noise: a track file's
+    # identity coefficients then meant another face on a machine with other BLAS threads.
+    code = ("import sys, numpy as np\n"
+            "from f2fcli.tracking.face_model import FaceModel\n"
+            "m = FaceModel.canonical()\n"
+            "np.save(sys.argv[1], m.id_basis)\n"
+            "print(m.fingerprint())\n")
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for threads in ("1", "2"):
+            env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+            path = os.path.join(tmp, f"{threads}.npy")
+            done = subprocess.run([sys.executable, "-c", code, path], env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr
+            out.append((done.stdout.strip(), np.load(path)))
+    assert out[0][0] == out[1][0]
+    np.testing.assert_allclose(out[0][1], out[1][1], atol=1e-9)
+
 
 def test_rotvec_roundtrip_including_near_pi() -> None:
     rng = np.random.default_rng(1)

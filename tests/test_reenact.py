@@ -19,6 +19,7 @@ from f2fcli.io.testclip import make_clip, make_motion_clip, similarity_matrix
 from f2fcli.io.video import VideoReader
 from f2fcli.pipeline.runner import ReenactOptions, reenact
 from f2fcli.pipeline.source import SourceOptions
+from f2fcli.tracking.track import load_track, save_track
 
 FRAMES, BLANK = 20, 9
 FPS = Fraction(30000, 1001)
@@ -180,6 +181,14 @@ def test_track_file_as_driver_and_crop_output(media: dict[str, Path], tmp_path: 
     assert data_out["frames"] == FRAMES and data_out["audio"] is None
     info = VideoReader(out).info
     assert (info.width, info.height) == (256, 256) and info.fps == FPS
+    # a track fitted with another face model (an older build) is refused, not misread
+    other = load_track(track)
+    other.meta["face_model"] = "0" * 64
+    save_track(other, tmp_path / "old.track.npz")
+    with pytest.raises(InputError, match="another face model"):
+        reenact(media["source"], tmp_path / "old.track.npz", tmp_path / "old.mp4",
+                _options(tmp_path))
+    assert not (tmp_path / "old.mp4").exists()
 
 
 def test_two_faces_uses_the_largest(media: dict[str, Path], tmp_path: Path) -> None:

@@ -178,6 +178,15 @@ def load_driver(driving: Path, options: TrackOptions, log: Progress) -> tuple[Tr
     return track, True
 
 
+def check_track_model(track: Track, model: FaceModel, path: Path) -> None:
+    """Refuse a track file fitted with another face model: its identity and expression
+    coefficients mean other shapes in this one."""
+    made_with = track.meta.get("face_model")
+    if made_with is not None and made_with != model.fingerprint():
+        raise InputError(f"{path}: track made with another face model (an older f2f or a "
+                         "changed model); run `f2f track` on the video again")
+
+
 def _audio_source(option: str, driving: Path, driving_is_video: bool) -> Path | None:
     if option == "none":
         return None
@@ -291,6 +300,8 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
         seconds["driver_tracking"] = time.perf_counter() - t0
         source, cache_hit = pending.result()
     model = resources.model
+    if not driving_is_video:
+        check_track_model(track, model, driving)
     if source.faces_seen > 1:
         log.info(f"{source_path}: {source.faces_seen} faces; using face "
                  f"{options.source.selection.index} by size (`face_index`/`face_box` choose)")

@@ -62,6 +62,9 @@ from . import keypoints as kp
 from .rig import ExpressionRig, build_expression_rig
 
 N_IDENTITY = 50
+# Bump when the model's construction changes (bases, rig, signs): caches and track files made
+# with another build are then not reused. 2: identity modes' signs from a fixed probe.
+MODEL_BUILD = "mp3dmm-2"
 
 
 
@@ -122,6 +125,14 @@ def similarity_modes(points: np.ndarray) -> np.ndarray:
     return q.T
 
 
+def _sign_probe(size: int) -> np.ndarray:
+    """A fixed generic direction: each identity mode's sign makes its projection on it positive.
+    Not "largest component positive": on the symmetric mesh a mode's largest components come in
+    mirror pairs of equal size, and which one wins was decided by rounding noise, so the signs
+    (and with them every stored identity coefficient) changed with the BLAS threads."""
+    return np.random.default_rng(20221023).standard_normal(size)
+
+
 def gp_identity_basis(mean: np.ndarray, n_modes: int = N_IDENTITY,
                       length_scale: float = 4.0,
                       amplitude: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -143,9 +154,7 @@ def gp_identity_basis(mean: np.ndarray, n_modes: int = N_IDENTITY,
     size = k.shape[0]
     val, vec = scipy.linalg.eigh(k, subset_by_index=[size - n_modes, size - 1], driver="evr")
     val, vec = np.maximum(val[::-1], 0.0), vec[:, ::-1]
-    # Deterministic signs: largest-magnitude component positive.
-    big = np.argmax(np.abs(vec), axis=0)
-    vec = vec * np.sign(vec[big, np.arange(vec.shape[1])])
+    vec = vec * np.sign(_sign_probe(size) @ vec)[None]
     basis = (vec * np.sqrt(val)).T.reshape(n_modes, n, 3)
     return basis, val
 
@@ -194,6 +203,7 @@ class FaceModel:
     mirror: np.ndarray  # (N,) mirror partner of each vertex
     triangles: np.ndarray | None = None  # (F, 3) int
     uv: np.ndarray | None = None  # (N, 2)
+    recipe: str = ""  # what the model was built from (see `fingerprint`)
 
     @property
     def pivot(self) -> np.ndarray:
@@ -201,12 +211,11 @@ class FaceModel:
         return self.mean[kp.NOSE_TIP]
 
     def fingerprint(self) -> str:
-        """SHA-256 of the mean, identity basis and rig: coefficients are only comparable
-        between models with the same fingerprint (e.g. in caches)."""
-        digest = hashlib.sha256()
-        for array in (self.mean, self.id_basis, self.expr_basis):
-            digest.update(np.ascontiguousarray(array, np.float64).tobytes())
-        return digest.hexdigest()
+        """SHA-256 of what the model was built from (the mean mesh, the build's settings and
+        version, a replaced rig): coefficients are only comparable between models with the
+        same fingerprint (caches, track files). Not of the computed bases: eigensolvers round
+        differently with other BLAS threads or CPUs, and the bases agree only to rounding."""
+        return hashlib.sha256(self.recipe.encode()).hexdigest()
 
     @property
     def expr_basis(self) -> np.ndarray:
@@ -221,11 +230,14 @@ class FaceModel:
         mean = np.asarray(vertices, np.float64)[:kp.N_MESH]
         basis, ev = gp_identity_basis(mean, n_identity, length_scale)
         w = np.ones(len(mean)) if pose_weights is None else np.asarray(pose_weights, np.float64)
+        recipe = hashlib.sha256(np.ascontiguousarray(mean).tobytes()
+                                + np.ascontiguousarray(w).tobytes()).hexdigest()
         return cls(mean=mean, id_basis=basis, id_eigenvalues=ev,
                    rig=build_expression_rig(mean), pose_weights=w / w.sum(),
                    mirror=mirror_map(mean),
                    triangles=None if triangles is None else np.asarray(triangles),
-                   uv=None if uv is None else np.asarray(uv))
+                   uv=None if uv is None else np.asarray(uv),
+                   recipe=f"{MODEL_BUILD}|{recipe}|{n_identity}|{length_scale}")
 
     @classmethod
     def canonical(cls) -> "FaceModel":
@@ -250,7 +262,10 @@ class FaceModel:
 
     def with_expression_basis(self, basis: np.ndarray) -> "FaceModel":
         """Copy with a fixed (e.g. per-video refined) rig; lid adaptation is dropped."""
-        return replace(self, rig=ExpressionRig(np.asarray(basis, np.float64), self.rig.support))
+        basis = np.asarray(basis, np.float64)
+        rig = hashlib.sha256(np.ascontiguousarray(basis).tobytes()).hexdigest()
+        return replace(self, rig=ExpressionRig(basis, self.rig.support),
+                       recipe=f"{self.recipe}|rig {rig}")
 
     # --- geometry ------------------------------------------------------------
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -15,7 +19,7 @@ from . import __version__
 from .choices import (BACKENDS, CODECS, DEVICES, EXPRESSION_MODES, POSE_MODES, REGIONS, RENDERERS,
                       ChoiceError)
 from .console import Reporter
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, F2FError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, F2FError, InputError, Terminated
 
 if TYPE_CHECKING:
     from .pipeline.runner import ReenactOptions
@@ -57,18 +61,40 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+@contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """SIGTERM (`timeout`, Slurm, `docker stop`) raises `Terminated` in the main thread, so the
+    command unwinds as for Ctrl-C: temporary outputs removed, one line, exit 143. The CLI owns
+    the process; the library never installs handlers."""
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class F2FGroup(click.Group):
     """Turns library errors into one-line messages and documented exit codes."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _terminate_on_sigterm():
+                return super().invoke(ctx)
         except F2FError as exc:
             _reporter_of(ctx).error(str(exc))
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             _reporter_of(ctx).error("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            _reporter_of(ctx).error("terminated")
+            ctx.exit(Terminated.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
@@ -419,7 +445,7 @@ def batch(ctx: click.Context, manifest: Path, skip_existing: bool, shard: str | 
     known = {p.name: p for p in reenact.params}
     unknown = sorted({k for job in jobs for k in job.options} - set(known))
     if unknown:
-        raise click.UsageError(f"{manifest}: unknown option column(s): {', '.join(unknown)}")
+        raise InputError(f"{manifest}: unknown option column(s): {', '.join(unknown)}")
     if shard is not None:
         try:
             index, count = parse_shard(shard)

@@ -20,6 +20,14 @@ class OutputError(F2FError):
     """An output cannot be written (exists, unwritable directory, encoder refused)."""
 
 
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM: `timeout`, Slurm, `docker stop`). A
+    BaseException, like KeyboardInterrupt, so that no per-job handler swallows it and every
+    `with` on the way out cleans up (temporary outputs removed)."""
+
+    exit_code = 143
+
+
 def require_format(meta: dict, fmt: str, version: int, path: object, what: str) -> None:
     """Refuse a file whose header names another format, or a version this f2f can't read."""
     if meta.get("format") != fmt:
@@ -33,3 +41,4 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import audio_packets, f2f, psnr
+from conftest import audio_packets, f2f, f2f_script, leftover_temp_files, psnr
 from skimage import data
 
 from f2fcli.errors import F2FError, InputError, OutputError
@@ -348,3 +351,95 @@ def test_read_back_renders_every_stride_th_keyframe(media: dict[str, Path]) -> N
     # 20 frames: keyframes 0, 2, ..., 18 and the last frame (11); every 4th of them and the
     # last: 0, 8, 16, 19
     assert FRAMES == 20 and rendered == {1: 11, 4: 4}
+
+
+def _terminate_while_writing(args: list[str], directory: Path) -> tuple[int, str, bool]:
+    """Run `f2f args`, send SIGTERM once a temporary output appears in `directory`; the exit
+    code, stderr and whether the temporary file was seen."""
+    proc = subprocess.Popen([f2f_script(), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = False
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(".part" in p.name for p in directory.iterdir()):
+            seen = True
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.02)
+    _out, err = proc.communicate(timeout=120)
+    return proc.returncode, err, seen
+
+
+@pytest.fixture(scope="module")
+def long_drive(media: dict[str, Path]) -> Path:
+    """12 s of the moving astronaut: long enough to be stopped while it is written."""
+    phases = 2 * np.pi * np.arange(300) / 75
+    matrices = [similarity_matrix(6 * np.sin(p), 1.0, (6 * np.sin(p), 0.0), (220.0, 180.0))
+                for p in phases]
+    return make_motion_clip(media["root"] / "long.mp4", data.astronaut(), matrices, 25)
+
+
+def test_sigterm_leaves_nothing_and_a_batch_resumes(media: dict[str, Path], long_drive: Path,
+                                                    tmp_path: Path) -> None:
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    out = tmp_path / "out.mp4"
+    code, err, seen = _terminate_while_writing(
+        ["reenact", "-s", str(media["source"]), "-d", str(long_drive), "-o", str(out),
+         "--res", "256", *cache], tmp_path)
+    assert seen and code == 143
+    assert err.strip().splitlines()[-1] == "error: terminated" and "Traceback" not in err
+    assert leftover_temp_files(tmp_path) == [] and not out.exists()
+
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("source,driving,out\n"
+                        f"{media['source']},{long_drive},a.mp4\n"
+                        f"{media['source']},{media['drive']},b.mp4\n")
+    code, err, seen = _terminate_while_writing(
+        ["batch", str(manifest), "--res", "256", *cache], tmp_path)
+    assert seen and code == 143 and "error: terminated" in err
+    assert leftover_temp_files(tmp_path) == [] and not (tmp_path / "a.mp4").exists()
+    done = f2f("batch", str(manifest), "--res", "256", "--skip-existing", "--json", *cache)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.mp4").exists() and (tmp_path / "b.mp4").exists()
+
+
+def test_a_killed_writers_leftovers_are_removed_when_the_output_is_written(
+        media: dict[str, Path], tmp_path: Path) -> None:
+    from f2fcli.io.atomic import temp_path_for
+
+    out = tmp_path / "out.mp4"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    mine = temp_path_for(out)  # this process's: a running writer, kept
+    orphan = mine.with_name(mine.name.replace(f"-{os.getpid()}.", f"-{dead}."))
+    other_host = tmp_path / f".out.otherhost-{dead}.0123abcd.part.mp4"
+    for path in (mine, orphan, other_host):
+        path.write_bytes(b"partial")
+    reenact(media["source"], media["drive"], out, _options(tmp_path, source=SourceOptions(res=256)))
+    assert out.exists() and not orphan.exists()
+    assert mine.exists() and other_host.exists()  # maybe still being written
+
+
+def test_batch_reports_a_malformed_row_and_refuses_shared_outputs(media: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("source,driving,out\n"
+                        f"{media['source']},{media['drive']},\n"  # no output
+                        f"{media['source']},{media['drive']},ok.mp4\n")
+    result = f2f("batch", str(manifest), "--res", "256", "--json", *cache)
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line.get("status") for line in lines[:2]] == ["failed", "ok"]
+    assert "line 2" in lines[0]["error"] and (tmp_path / "ok.mp4").exists()
+
+    manifest.write_text("source,driving,out\n"
+                        f"{media['source']},{media['drive']},same.mp4\n"
+                        f"{media['source']},{media['drive']},./same.mp4\n")
+    result = f2f("batch", str(manifest), "--overwrite", *cache)
+    assert result.returncode == 1 and "jobs 0 and 1 both write" in result.stderr
+    assert not (tmp_path / "same.mp4").exists()
+    manifest.write_text("source,driving,out,no_such_option\n"
+                        f"{media['source']},{media['drive']},x.mp4,1\n")
+    result = f2f("batch", str(manifest), *cache)
+    assert result.returncode == 1 and "unknown option column" in result.stderr

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+import socket
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,9 +25,41 @@ def check_output_path(target: Path, overwrite: bool) -> None:
         raise OutputError(f"output directory {parent} is not writable")
 
 
+def _owner() -> str:
+    """This process, as named in its temporary files: host and process id."""
+    return f"{socket.gethostname().replace('.', '_').replace('-', '_')}-{os.getpid()}"
+
+
 def temp_path_for(target: Path) -> Path:
-    """A hidden sibling of the target that keeps its suffix, so muxers pick the same format."""
-    return target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.part{target.suffix}")
+    """A hidden sibling of the target that keeps its suffix, so muxers pick the same format,
+    and names its writer, so that a killed writer's leftovers can be told apart."""
+    return target.with_name(f".{target.stem}.{_owner()}.{uuid.uuid4().hex[:8]}"
+                            f".part{target.suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_orphans(target: Path) -> list[Path]:
+    """Remove the temporary files of `target` left by writers on this host that no longer run
+    (killed with SIGKILL, or the machine lost power); a running writer's file is kept."""
+    host = _owner().rpartition("-")[0]
+    prefix = f".{target.stem}."
+    removed = []
+    for path in target.parent.glob(f"{glob.escape(prefix)}*.part{glob.escape(target.suffix)}"):
+        owner = path.name[len(prefix):].split(".")[0]
+        name, _, pid = owner.rpartition("-")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            _remove(path)
+            removed.append(path)
+    return removed
 
 
 def _remove(path: Path) -> None:
@@ -39,11 +73,13 @@ def _remove(path: Path) -> None:
 def atomic_output(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only on success.
 
-    On any exception, Ctrl-C included, the temporary file (or directory) is removed and an
-    existing target is left as it was.
+    On any exception, Ctrl-C and SIGTERM (`errors.Terminated`) included, the temporary file
+    (or directory) is removed and an existing target is left as it was; leftovers of earlier
+    writers of `target` that were killed outright are removed first (`remove_orphans`).
     """
     target = Path(target)
     check_output_path(target, overwrite)
+    remove_orphans(target)
     tmp = temp_path_for(target)
     try:
         yield tmp

@@ -23,6 +23,7 @@ class Job:
     driving: Path
     out: Path
     options: dict[str, str] = field(default_factory=dict)
+    problem: str | None = None  # a malformed row: reported as failed, not run
 
 
 @dataclass
@@ -56,13 +57,29 @@ def read_jobs(manifest: Path) -> list[Job]:
     base = manifest.resolve().parent
     jobs = []
     for i, row in enumerate(rows):
-        if any(not (row.get(c) or "").strip() for c in REQUIRED_COLUMNS):
-            raise InputError(f"{manifest}: job {i} (line {i + 2}) has an empty source/driving/out")
-        paths = [base / Path(row[c].strip()) for c in REQUIRED_COLUMNS]
+        values = [(row.get(c) or "").strip() for c in REQUIRED_COLUMNS]
+        paths = [base / Path(v) for v in values]
         extra = {k.strip().replace("-", "_"): v.strip() for k, v in row.items()
-                 if k and k not in REQUIRED_COLUMNS and v is not None and v.strip() != ""}
-        jobs.append(Job(i, *paths, options=extra))
+                 if k and k not in REQUIRED_COLUMNS and isinstance(v, str) and v.strip() != ""}
+        problem = None
+        if not all(values):
+            problem = f"line {i + 2}: empty source, driving or out"
+        elif None in row or None in row.values():
+            problem = f"line {i + 2}: {'more' if None in row else 'fewer'} fields than columns"
+        jobs.append(Job(i, *paths, options=extra, problem=problem))
+    _refuse_shared_outputs(manifest, jobs)
     return jobs
+
+
+def _refuse_shared_outputs(manifest: Path, jobs: list[Job]) -> None:
+    """Two jobs writing one file would overwrite each other and both report success."""
+    first: dict[Path, int] = {}
+    for job in jobs:
+        if job.problem is None:
+            other = first.setdefault(job.out.resolve(), job.index)
+            if other != job.index:
+                raise InputError(f"{manifest}: jobs {other} and {job.index} both write "
+                                 f"{job.out}")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -84,7 +101,9 @@ def run_jobs(jobs: list[Job], options_for: Callable[[Job], ReenactOptions],
     results = []
     for job in jobs:
         start = time.perf_counter()
-        if skip_existing and job.out.exists():
+        if job.problem is not None:
+            result = JobResult(job.index, str(job.out), "failed", job.problem)
+        elif skip_existing and job.out.exists():
             result = JobResult(job.index, str(job.out), "skipped")
         else:
             try:
@@ -93,6 +112,10 @@ def run_jobs(jobs: list[Job], options_for: Callable[[Job], ReenactOptions],
                 result = JobResult(job.index, str(job.out), "ok", details=done.to_dict())
             except (F2FError, ValueError) as exc:
                 result = JobResult(job.index, str(job.out), "failed", str(exc))
+            except Exception as exc:  # noqa: BLE001 - one job's crash (e.g. GPU memory) is
+                # recorded and the batch goes on; Ctrl-C and SIGTERM still stop it
+                result = JobResult(job.index, str(job.out), "failed",
+                                   f"internal error: {type(exc).__name__}: {exc}")
         result.seconds = time.perf_counter() - start
         on_result(result)
         results.append(result)

@@ -24,6 +24,9 @@ Device = Literal["cpu", "cuda", "mps"]
 DEVICES: tuple[Device, ...] = get_args(Device)
 Codec = Literal["auto", "libx264", "libx265", "libvpx-vp9", "png"]
 CODECS: tuple[Codec, ...] = get_args(Codec)
+Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                 "slower", "veryslow"]  # x264/x265 speed presets
+PRESETS: tuple[Preset, ...] = get_args(Preset)
 
 
 class ChoiceError(F2FError, ValueError):

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from . import __version__
-from .choices import (BACKENDS, CODECS, DEVICES, EXPRESSION_MODES, POSE_MODES, REGIONS, RENDERERS,
-                      ChoiceError)
+from .choices import (BACKENDS, CODECS, DEVICES, EXPRESSION_MODES, POSE_MODES, PRESETS, REGIONS,
+                      RENDERERS, ChoiceError)
 from .console import Reporter
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, F2FError, InputError, Terminated
 
@@ -87,22 +87,27 @@ class F2FGroup(click.Group):
             with _terminate_on_sigterm():
                 return super().invoke(ctx)
         except F2FError as exc:
-            _reporter_of(ctx).error(str(exc))
-            ctx.exit(exc.exit_code)
+            _fail(ctx, str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            _reporter_of(ctx).error("interrupted")
-            ctx.exit(EXIT_INTERRUPTED)
+            _fail(ctx, "interrupted", EXIT_INTERRUPTED)
         except Terminated:
-            _reporter_of(ctx).error("terminated")
-            ctx.exit(Terminated.exit_code)
+            _fail(ctx, "terminated", Terminated.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
-            reporter = _reporter_of(ctx)
-            if reporter.verbosity >= 1:
+            if _reporter_of(ctx).verbosity >= 1:
                 traceback.print_exc()
-            reporter.error(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
-            ctx.exit(EXIT_FAILURE)
+            _fail(ctx, f"internal error: {type(exc).__name__}: {exc} (run with -v for details)",
+                  EXIT_FAILURE)
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> None:
+    """One `error:` line on stderr (and with --json, the error as JSON on stdout); exit."""
+    reporter = _reporter_of(ctx)
+    reporter.error(message)
+    if reporter.json_mode:
+        reporter.result({"error": reporter.wording(message), "exit_code": code})
+    ctx.exit(code)
 
 
 _FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
@@ -188,8 +193,8 @@ def _floats(text: str, count: int, name: str) -> tuple[float, ...]:
 def encoder_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--codec/--crf/--preset for commands that write video."""
     func = click.option("--preset", default="medium", show_default=True,
-                        help="x264/x265 speed preset (ultrafast ... veryslow).")(func)
-    func = click.option("--crf", type=int, default=None,
+                        type=click.Choice(PRESETS), help="x264/x265 speed preset.")(func)
+    func = click.option("--crf", type=click.IntRange(0, 63), default=None,
                         help="Quality (lower is better); default 18 x264, 22 x265, 32 VP9.")(func)
     func = click.option("--codec", default="auto", show_default=True,
                         type=click.Choice(CODECS),
@@ -200,7 +205,8 @@ def encoder_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command()
 @click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", "--out", "output",
+              type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Track file to write [default: VIDEO.track.npz beside the video].")
 @click.option("--preview", type=click.Path(path_type=Path), default=None,
               help="Also write the video with keypoints and pose axes drawn on.")
@@ -399,7 +405,7 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
               help="Photo of the person to animate.")
 @click.option("-d", "--driving", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Driving video, or a track file from `f2f track`.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--out", "--output", "out", type=click.Path(path_type=Path), required=True,
               help="Output video (or a directory with --codec png).")
 @reenact_options
 @output_options
@@ -491,7 +497,8 @@ def weights() -> None:
 
 @weights.command("export")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", "--out", "output",
+              type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The .safetensors file `f2f reenact --weights` takes.")
 @click.option("--step", type=int, default=None, help="Checkpoint step [default: the latest].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
@@ -510,7 +517,8 @@ def weights_export(ctx: click.Context, run_dir: Path, output: Path, step: int | 
 @weights.command("import-official")
 @click.argument("render_pth", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.argument("motion_pth", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", "--out", "output",
+              type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The .safetensors file to write.")
 @click.option("--res", type=click.IntRange(256, 2048), default=512, show_default=True,
               help="Resolution the weights were trained at (recorded in the header).")
@@ -532,7 +540,8 @@ def weights_import_official(ctx: click.Context, render_pth: Path, motion_pth: Pa
 
 @main.command()
 @click.argument("video_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", "--out", "output",
+              type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Dataset directory (created; finished clips are skipped on re-runs).")
 @click.option("--res", type=click.IntRange(64, 2048), default=512, show_default=True)
 @click.option("--crop-scale", type=click.FloatRange(1.2, 4.0), default=2.0, show_default=True)
@@ -576,7 +585,8 @@ def prepare(ctx: click.Context, video_dir: Path, output: Path, res: int, crop_sc
 
 @main.command()
 @click.argument("dataset_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", "--out", "output",
+              type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run directory: config, metrics.csv, samples/, checkpoints/.")
 @click.option("--res", type=int, default=None, help="[default: the dataset's resolution]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=6, show_default=True,
@@ -605,6 +615,8 @@ def prepare(ctx: click.Context, video_dir: Path, output: Path, res: int, crop_sc
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=5000, show_default=True)
 @click.option("--keep-checkpoints", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the run's latest checkpoint.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="torch CPU threads per training process (more is slower on small CPUs).")
 @click.option("--init-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start the generator from these weights (fine-tuning).")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -760,7 +772,8 @@ def bench(ctx: click.Context, res: str, device: str, fp16: bool, bf16: bool, bac
 
 @main.command("export")
 @click.option("--res", type=click.IntRange(256, 2048), default=512, show_default=True)
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", "--out", "output",
+              type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for encode_source.onnx, drive.onnx and manifest.json.")
 @click.option("--weights", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Generator weights (.safetensors).")

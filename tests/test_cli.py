@@ -85,3 +85,25 @@ def test_the_public_api_is_importable_from_the_top_and_lazy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_encoder_settings_are_checked_before_any_work(tmp_path: Path) -> None:
+    out = str(tmp_path / "x.mp4")
+    args = ("reenact", "-s", "face.jpg", "-d", "talk.mp4", "-o", out)
+    assert f2f(*args, "--crf", "999").returncode == 2  # no codec takes it
+    assert f2f(*args, "--preset", "nonsense").returncode == 2
+    result = f2f(*args, "--crf", "60")  # VP9 takes it, H.264 does not
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "error: --crf 60 is outside libx264's range 0-51")
+
+
+def test_json_errors_and_one_output_grammar(tmp_path: Path) -> None:
+    result = f2f("--json", "reenact", "-s", "face.jpg", "-d", "talk.mp4",
+                 "--output", str(tmp_path / "x.mp4"))
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"error": "talk.mp4: no such file", "exit_code": 1}
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    for command in (("track", "missing.mp4"), ("reenact", "-s", "a.jpg", "-d", "b.mp4")):
+        for spelling in ("-o", "--out", "--output"):
+            done = f2f(*command, spelling, str(tmp_path / "y.mp4"))
+            assert done.returncode == 1, (command, spelling, done.stderr)  # input, not usage

@@ -19,19 +19,18 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..choices import CODECS, Codec, check_choice
+from ..choices import CODECS, PRESETS, Codec, Preset, check_choice
 from ..errors import InputError, OutputError
 from .atomic import atomic_output
 
-# Which containers each video codec may go in, and the codec's default quality.
-CODEC_CONTAINERS: dict[str, tuple[frozenset[str], int]] = {
-    "libx264": (frozenset({".mp4", ".mov", ".mkv", ".m4v"}), 18),
-    "libx265": (frozenset({".mp4", ".mov", ".mkv"}), 22),
-    "libvpx-vp9": (frozenset({".webm", ".mkv", ".mp4"}), 32),
-    "png": (frozenset({""}), 0),
+# Which containers each video codec may go in, the codec's default quality and the highest
+# CRF it takes (x264/x265 clamp anything above 51 without a word; VP9 goes to 63).
+CODEC_CONTAINERS: dict[str, tuple[frozenset[str], int, int]] = {
+    "libx264": (frozenset({".mp4", ".mov", ".mkv", ".m4v"}), 18, 51),
+    "libx265": (frozenset({".mp4", ".mov", ".mkv"}), 22, 51),
+    "libvpx-vp9": (frozenset({".webm", ".mkv", ".mp4"}), 32, 63),
+    "png": (frozenset({""}), 0, 0),
 }
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
-           "veryslow")
 
 
 # `--codec auto`: what a file name asks for (anything else: H.264).
@@ -45,7 +44,7 @@ class EncoderSettings:
 
     codec: Codec = "auto"
     crf: int | None = None
-    preset: str = "medium"
+    preset: Preset = "medium"
 
     def resolved(self, target: Path) -> "EncoderSettings":
         """These settings with `auto` replaced by the codec for `target`."""
@@ -68,8 +67,10 @@ class EncoderSettings:
                 f"{self.codec} cannot be written to a {suffix or 'suffix-less'} file; "
                 f"use one of {', '.join(sorted(containers))}"
             )
-        if self.preset not in PRESETS:
-            raise OutputError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        check_choice("preset", self.preset, PRESETS)
+        top = CODEC_CONTAINERS[self.codec][2]
+        if self.crf is not None and self.codec != "png" and not 0 <= self.crf <= top:
+            raise OutputError(f"`crf` {self.crf} is outside {self.codec}'s range 0-{top}")
 
     def options(self) -> dict[str, str]:
         crf = CODEC_CONTAINERS[self.codec][1] if self.crf is None else self.crf

@@ -306,6 +306,9 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
         log.info(f"{source_path}: {source.faces_seen} faces; using face "
                  f"{options.source.selection.index} by size (`face_index`/`face_box` choose)")
     audio = _audio_source(options.audio, driving, driving_is_video)
+    if options.audio == "driving" and not driving_is_video:
+        log.info(f"{driving}: a track file has no audio; the output is silent "
+                 "(`audio` PATH adds a sound track)")
 
     t0 = time.perf_counter()
     renderer = resources.renderer(renderer_name, weights, options)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from conftest import psnr
+from safetensors.numpy import save_file
 from skimage import data
 
 from f2fcli.io.image import write_image
@@ -126,6 +128,24 @@ def test_source_cache_hit_and_corrupt_entry_rebuilt(astronaut_file: Path, tmp_pa
     rebuilt, hit3 = load_source(astronaut_file, SourceOptions(), model, cache)
     assert hit3 is False and np.allclose(rebuilt.identity, first.identity)
     assert cache.clear() == 2 and cache.entries() == []
+
+    # valid arrays, wrong metadata: rebuilt, not trusted
+    load_source(astronaut_file, SourceOptions(), model, cache)
+    (entry,) = cache.entries()
+    arrays, meta = cache.load_arrays(entry.path.name.split(".")[0])
+    meta["box"]["size"] = "wide"
+    save_file(arrays, str(entry.path), metadata={"f2f": json.dumps(meta)})
+    again, hit4 = load_source(astronaut_file, SourceOptions(), model, cache)
+    assert hit4 is False and again.box == first.box
+    assert load_source(astronaut_file, SourceOptions(), model, cache)[1] is True
+
+    # a cache that cannot be used: a file where its folder should be; the run goes on
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")
+    warnings: list[str] = []
+    _, hit5 = load_source(astronaut_file, SourceOptions(), model, SourceCache(blocked),
+                          warn=warnings.append)
+    assert hit5 is False and len(warnings) == 1 and "unusable" in warnings[0]
 
 
 def _track(n: int, pose: np.ndarray, expression: np.ndarray) -> Track:

@@ -141,8 +141,31 @@ def test_bad_track_files_are_refused(smooth_track, tmp_path: Path) -> None:
             dst.writestr(item, content)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip")
-    for path, message in ((pickled, "not a readable track"), (other_version, "version 9"),
-                          (garbage, "not a readable track")):
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    cases = [(pickled, "not a readable track"), (other_version, "version 9"),
+             (garbage, "not a readable track"), (truncated, "truncated or damaged")]
+
+    def variant(name: str, change) -> Path:
+        with np.load(good) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        change(meta, arrays)
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+        return path
+
+    cases += [
+        (variant("nofps", lambda m, a: m.pop("fps")), "lacks fps"),
+        (variant("fps0", lambda m, a: m.update(fps="0")), "fps is 0, not positive"),
+        (variant("fpstext", lambda m, a: m.update(fps="fast")), "fps 'fast' is not a number"),
+        (variant("strings", lambda m, a: a.update(pose=a["pose"].astype(str))),
+         "pose holds <U"),
+        (variant("empty", lambda m, a: a.update({k: v[:0] for k, v in a.items()
+                                                 if k not in ("identity", "identity_detail")})),
+         "no frames"),
+    ]
+    for path, message in cases:
         with pytest.raises(InputError, match=message):
             load_track(path)
 

@@ -220,3 +220,21 @@ def _write_audio_only(path: Path) -> None:
         frame.sample_rate = 22050
         out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path: Path) -> None:
+    import errno
+
+    from f2fcli.io.atomic import atomic_output
+
+    target = tmp_path / "out.mp4"
+    with pytest.raises(OutputError, match="the disk is full"):
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(b"half a video")
+            # what the encoder raises when a write finds no space: PyAV's errno 28 error,
+            # which the writer wraps
+            try:
+                raise av.error.OSError(errno.ENOSPC, "No space left on device")
+            except av.error.FFmpegError as exc:
+                raise OutputError(f"encoding {target.name} failed: {exc}") from exc
+    assert not target.exists() and leftover_temp_files(tmp_path) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import shutil
@@ -91,6 +92,20 @@ def atomic_output(target: str | os.PathLike[str], overwrite: bool = False) -> It
         if target.is_dir():
             _remove(target)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         _remove(tmp)
+        if _disk_full(exc):
+            raise OutputError(f"{target}: the disk is full (no space left in "
+                              f"{target.parent.resolve()})") from exc
         raise
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error it was raised from (the encoder's, wrapped), is a full disk
+    or an exhausted quota."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False

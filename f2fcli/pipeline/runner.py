@@ -287,7 +287,8 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
 
     def source_job() -> tuple[SourceFace, bool]:
         t0 = time.perf_counter()
-        found = load_source(source_path, options.source, resources.model, cache, log.debug)
+        found = load_source(source_path, options.source, resources.model, cache, log.debug,
+                            lambda message: log.info(f"warning: {message}"))
         seconds["source"] = time.perf_counter() - t0
         return found
 

@@ -173,25 +173,53 @@ def _read_meta(path: Path) -> dict:
 
 
 def load_source(path: Path, options: SourceOptions, model: FaceModel, cache: SourceCache | None,
-                log: Callable[[str], None] = lambda m: None) -> tuple[SourceFace, bool]:
-    """The analysed source, from the cache when possible. Returns (source, cache_hit)."""
+                log: Callable[[str], None] = lambda m: None,
+                warn: Callable[[str], None] = lambda m: None) -> tuple[SourceFace, bool]:
+    """The analysed source, from the cache when possible. Returns (source, cache_hit).
+
+    A damaged cache entry is rebuilt; a cache that cannot be read or written (a file in the
+    way, no permission, a full disk) is passed by with a `warn`ing: the run goes on without."""
     image = read_image(path)
     key = (cache.key(file_sha256(path), options, {"face_model": model.fingerprint()})
            if cache is not None else None)
     if cache is not None:
-        cached = cache.load_arrays(key)
-        if cached is not None and _valid(cached[0]):
-            arrays, meta = cached
+        try:
+            hit = _from_cache(cache, key, image)
+        except OSError as exc:
+            warn(f"source cache {cache.directory} unusable ({exc}); going on without it")
+            hit, cache = None, None
+        if hit is not None:
             log(f"source cache hit: {cache.path(key)}")
-            box = CropBox(**meta["box"])
-            return SourceFace(image=image, box=box, faces_seen=int(meta["faces_seen"]),
-                              **{name: arrays[name] for name in _ARRAYS}), True
+            return hit, True
     source = analyse_source(image, options, model, name=str(path))
     if cache is not None:
         meta = {"source": str(path), "box": source.box.to_dict(), "faces_seen": source.faces_seen}
-        cache.store_arrays(key, {name: getattr(source, name) for name in _ARRAYS}, meta)
-        log(f"source cache stored: {cache.path(key)}")
+        try:
+            cache.store_arrays(key, {name: getattr(source, name) for name in _ARRAYS}, meta)
+            log(f"source cache stored: {cache.path(key)}")
+        except OSError as exc:
+            warn(f"source cache {cache.directory} unusable ({exc}); the analysis is not kept")
     return source, False
+
+
+def _from_cache(cache: SourceCache, key: str, image: np.ndarray) -> SourceFace | None:
+    """The cached analysis of `key`, or None; an entry whose arrays or metadata do not make a
+    source face is removed, to be rebuilt."""
+    cached = cache.load_arrays(key)
+    if cached is None:
+        return None
+    arrays, meta = cached
+    try:
+        if not _valid(arrays):
+            raise ValueError("arrays")
+        box = CropBox(**{name: int(value) for name, value in meta["box"].items()})
+        if box.size < 1 or box.res < 1 or int(meta["faces_seen"]) < 1:
+            raise ValueError("metadata")
+        return SourceFace(image=image, box=box, faces_seen=int(meta["faces_seen"]),
+                          **{name: arrays[name] for name in _ARRAYS})
+    except (KeyError, TypeError, ValueError):
+        cache.path(key).unlink(missing_ok=True)
+        return None
 
 
 def _valid(arrays: dict[str, np.ndarray]) -> bool:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -114,31 +116,52 @@ def load_track(path: str | os.PathLike[str]) -> Track:
             arrays = {name: data[name] for name in data.files}
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no such track file") from exc
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable track file ({exc})") from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise InputError(f"{path}: not a readable track file (truncated or damaged: "
+                         f"{exc})") from exc
     try:
         meta = json.loads(str(arrays.pop("meta")))
     except (KeyError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: track file has no valid metadata") from exc
+    if not isinstance(meta, dict):
+        raise InputError(f"{path}: track file has no valid metadata")
     require_format(meta, FORMAT, VERSION, path, "track file")
     _validate(path, arrays)
     return Track(
         **{name: arrays[name] for name in _FRAME_ARRAYS},
         identity=arrays["identity"],
         identity_detail=arrays["identity_detail"],
-        fps=Fraction(meta["fps"]),
-        time_base=Fraction(meta["time_base"]),
-        width=int(meta["width"]),
-        height=int(meta["height"]),
+        fps=_positive(meta, "fps", Fraction, path),
+        time_base=_positive(meta, "time_base", Fraction, path),
+        width=_positive(meta, "width", int, path),
+        height=_positive(meta, "height", int, path),
         meta=meta,
     )
+
+
+def _positive(meta: dict, key: str, kind: type, path: Path) -> Any:
+    """`meta[key]` as a positive `kind` (Fraction or int), else a one-line error."""
+    try:
+        value = kind(meta[key])
+    except KeyError:
+        raise InputError(f"{path}: track metadata lacks {key}") from None
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise InputError(f"{path}: track metadata {key} {meta[key]!r} is not a number") from None
+    if value <= 0:
+        raise InputError(f"{path}: track metadata {key} is {value}, not positive")
+    return value
 
 
 def _validate(path: Path, arrays: dict[str, np.ndarray]) -> None:
     missing = [n for n in (*_FRAME_ARRAYS, "identity", "identity_detail") if n not in arrays]
     if missing:
         raise InputError(f"{path}: track file lacks {', '.join(missing)}")
-    n = len(arrays["pts"])
+    for name, array in arrays.items():
+        if array.dtype.kind not in "biuf":
+            raise InputError(f"{path}: track array {name} holds {array.dtype} values, not numbers")
+    n = len(arrays["pts"]) if arrays["pts"].ndim else 0
+    if n == 0:
+        raise InputError(f"{path}: track file has no frames")
     for name, (shape, _) in _FRAME_ARRAYS.items():
         if arrays[name].shape != (n, *shape):
             raise InputError(f"{path}: track array {name} has shape {arrays[name].shape}, "

@@ -162,7 +162,7 @@ def info(ctx: click.Context) -> None:
     _reporter_of(ctx).result(data, format_info(data))
 
 
-@main.command()
+@main.command(short_help="Size, exact fps, time base and frame count of a video.")
 @click.argument("video", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--count", is_flag=True, help="Decode every frame to count them exactly.")
 @output_options
@@ -266,6 +266,9 @@ def track(ctx: click.Context, video: Path, output: Path | None, preview: Path | 
                            smoothing=smoothing, threads=threads)
     with reporter.progress("tracking", reader.info.frame_count) as bar:
         result, stats = track_video(video, options, bar.advance, reader=reader)
+    if reader.truncated:
+        reporter.warn(f"{video} is cut short ({reader.truncation_reason}); tracked the "
+                      f"{len(result)} frames it has")
     save_track(result, output, overwrite)
     reporter.debug(f"time: {stats.to_dict()['seconds']}")
     if preview is not None:
@@ -400,7 +403,7 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
     )
 
 
-@main.command()
+@main.command(short_help="Animate a photo with the motion of a driving video.")
 @click.option("-s", "--source", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Photo of the person to animate.")
 @click.option("-d", "--driving", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -538,7 +541,7 @@ def weights_import_official(ctx: click.Context, render_pth: Path, motion_pth: Pa
                                    f"{info.render_params + info.motion_params:,} parameters")
 
 
-@main.command()
+@main.command(short_help="Turn talking-head videos into a training dataset.")
 @click.argument("video_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("-o", "--output", "--out", "output",
               type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -694,7 +697,7 @@ def _resolutions(text: str) -> tuple[int, ...]:
     return values
 
 
-@main.command()
+@main.command(short_help="MACs, latency and memory of the networks.")
 @click.option("--res", default="256,512,1024,1440,1536,2048", show_default=True,
               help="Comma-separated output sizes.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu",
@@ -742,7 +745,11 @@ def bench(ctx: click.Context, res: str, device: str, fp16: bool, bf16: bool, bac
                          warmup=warmup, runs=runs, threads=threads, budget_s=budget,
                          weights=weights, latency=not macs_only)
     config.validate()
-    if weights is None:
+    if weights is not None:
+        from .model.checkpoints import load_generator
+
+        load_generator(weights)  # an unloadable file: one error line, not a table cell
+    elif not macs_only:
         reporter.info("random weights: latency and memory are real, the images are not")
     report = run_bench(config, reporter)
     data = report.to_dict()
@@ -770,7 +777,7 @@ def bench(ctx: click.Context, res: str, device: str, fp16: bool, bf16: bool, bac
             console.print(breakdown.rich_table())
 
 
-@main.command("export")
+@main.command("export", short_help="Export the networks as ONNX graphs.")
 @click.option("--res", type=click.IntRange(256, 2048), default=512, show_default=True)
 @click.option("-o", "--output", "--out", "output",
               type=click.Path(file_okay=False, path_type=Path), required=True,

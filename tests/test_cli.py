@@ -107,3 +107,11 @@ def test_json_errors_and_one_output_grammar(tmp_path: Path) -> None:
         for spelling in ("-o", "--out", "--output"):
             done = f2f(*command, spelling, str(tmp_path / "y.mp4"))
             assert done.returncode == 1, (command, spelling, done.stderr)  # input, not usage
+
+
+def test_bench_with_an_unloadable_weights_file_fails(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 600)
+    result = f2f("bench", "--res", "256", "--macs-only", "--weights", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error:")

@@ -225,3 +225,26 @@ def test_no_weights_error_says_none_ship(tmp_path: Path, monkeypatch: pytest.Mon
     assert resolve_generator_weights() == tmp_path / "mine.safetensors"
     assert resolve_generator_weights("given.safetensors") == Path("given.safetensors")
 
+
+
+def test_a_small_file_declaring_a_huge_network_is_refused_before_building_it(
+        tmp_path: Path) -> None:
+    import time
+
+    import psutil
+
+    config = GeneratorConfig()
+    wide = {**config.to_dict()}
+    wide["render"] = {**wide["render"],
+                      "encoder_channels": [16, 8, 12, 28, 64, 72, 140, 280 * 400],
+                      "decoder_channels": [16, 8, 14, 24, 64, 96, 140, 280 * 400]}
+    info = CheckpointInfo(config, 512, "test", __version__, "test").to_header()
+    info["config"] = wide
+    path = tmp_path / "tiny.safetensors"
+    save_file({"x": torch.zeros(4)}, str(path), metadata={HEADER_KEY: json.dumps(info)})
+    assert path.stat().st_size < 2000
+    before, start = psutil.Process().memory_info().rss, time.perf_counter()
+    with pytest.raises(InputError, match="network its header declares"):
+        load_generator(path)
+    assert time.perf_counter() - start < 10
+    assert psutil.Process().memory_info().rss - before < 300e6  # nothing the size of it built

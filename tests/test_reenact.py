@@ -182,6 +182,8 @@ def test_track_file_as_driver_and_crop_output(media: dict[str, Path], tmp_path: 
     assert result.returncode == 0, result.stderr
     data_out = json.loads(result.stdout)
     assert data_out["frames"] == FRAMES and data_out["audio"] is None
+    assert (data_out["width"], data_out["height"]) == (256, 256)
+    assert "track file has no audio" in result.stderr  # said, not a silent surprise
     info = VideoReader(out).info
     assert (info.width, info.height) == (256, 256) and info.fps == FPS
     # a track fitted with another face model (an older build) is refused, not misread
@@ -237,6 +239,15 @@ def test_a_small_face_in_a_large_photo_is_found_with_face_box(tmp_path: Path) ->
                             FaceModel.canonical(), None)
     centre = source.landmarks[:468, :2].mean(0)
     assert np.linalg.norm(centre - (1425.0, 2130.0)) < 25
+    # drawn loosely "around" the face (3x its size): the same face
+    loose = (1260.0, 1965.0, 330.0, 330.0)
+    again, _ = load_source(path, SourceOptions(selection=FaceSelection(box=loose)),
+                           FaceModel.canonical(), None)
+    assert np.linalg.norm(again.landmarks[:468, :2].mean(0) - centre) < 5
+    # a box with no face in it is an error, not the nearest face
+    with pytest.raises(InputError, match="no face in the box 100,100,300,300"):
+        load_source(path, SourceOptions(selection=FaceSelection(box=(100.0, 100.0, 300.0, 300.0))),
+                    FaceModel.canonical(), None)
 
 
 def test_bad_inputs_fail_cleanly(media: dict[str, Path], tmp_path: Path) -> None:

@@ -212,6 +212,30 @@ def test_truncated_stream_keeps_decodable_frames(tmp_path: Path) -> None:
     assert 0 < frames < 50
 
 
+def test_a_cut_faststart_mp4_gives_its_frames_and_says_it_is_cut(tmp_path: Path) -> None:
+    # "faststart" (web tools' MP4): the index is at the front, so a cut file opens and the
+    # demuxer just stops early, with no error to notice
+    full = tmp_path / "web.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for _ in range(60):
+            image = (rng.random((96, 128, 3)) * 255).astype(np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode(None))
+    assert VideoReader(full).info.frame_count == 60
+    whole = VideoReader(full)
+    assert sum(1 for _ in whole.frames()) == 60 and not whole.truncated
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    reader = VideoReader(cut)
+    frames = sum(1 for _ in reader.frames())
+    assert 10 < frames < 60 and reader.truncated
+    assert reader.truncation_reason == f"the file ends after {frames} of the 60 frames its " \
+        "index declares"
+
+
 def _write_audio_only(path: Path) -> None:
     with av.open(str(path), "w") as out:
         stream = out.add_stream("aac", rate=22050, layout="mono")

@@ -112,6 +112,14 @@ def _frame_rate(stream: av.video.stream.VideoStream) -> Fraction:
     return Fraction(rate.numerator, rate.denominator)
 
 
+def _flush(stream: av.video.stream.VideoStream) -> list[av.VideoFrame]:
+    """The frames a decoder still holds, after an error; none if it cannot give them."""
+    try:
+        return list(stream.codec_context.decode(None))
+    except av.error.FFmpegError:
+        return []
+
+
 class VideoReader:
     """Decode a video as RGB frames in chunks, one chunk in memory at a time.
 
@@ -186,18 +194,30 @@ class VideoReader:
         self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
     ) -> Iterator[av.VideoFrame]:
         packets = container.demux(stream)
+        count = 0
         while True:
             try:
                 packet = next(packets)
                 decoded = packet.decode()
             except StopIteration:
-                return
+                break
             except av.error.FFmpegError as exc:
-                # Damaged data mid-file: keep what decoded, report it, don't invent frames.
+                # Damaged data mid-file: keep what decoded, and the frames the decoder still
+                # holds (threaded decoders lag several packets), report it, invent nothing.
                 self.truncated = True
                 self.truncation_reason = _ffmpeg_reason(exc)
+                for frame in _flush(stream):
+                    count += 1
+                    yield frame
                 return
+            count += len(decoded)
             yield from decoded
+        declared = self.info.frame_count
+        if declared and count < declared:
+            # An index at the front ("faststart") survives a cut: the demuxer just stops early.
+            self.truncated = True
+            self.truncation_reason = (f"the file ends after {count} of the {declared} frames "
+                                      "its index declares")
 
     def chunks(self, size: int) -> Iterator[FrameChunk]:
         """Yield FrameChunks of up to `size` frames."""

@@ -267,11 +267,18 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu",
     """Load one of our weights files for inference (see `prepare_for_inference`)."""
     path = Path(path)
     info = read_checkpoint_info(path)
+    # The header's architecture is checked against the tensors the file holds before anything
+    # is allocated: a small file must not make us build (and fill) a huge network.
+    with torch.device("meta"):
+        skeleton = Generator(info.config).state_dict()
+    with safe_open(str(path), framework="pt") as handle:
+        stored = {k: torch.empty(handle.get_slice(k).get_shape(), device="meta")
+                  for k in handle.keys()}
+    _check_keys(str(path), "weights file for the network its header declares", stored,
+                skeleton)
     gen = Generator(info.config)
     with safe_open(str(path), framework="pt") as handle:
         state = {k: handle.get_tensor(k) for k in handle.keys()}
-    _check_keys(str(path), "weights file for this generator architecture", state,
-                gen.state_dict())
     gen.load_state_dict(state, strict=True)
     prepare_for_inference(gen, device, dtype, fold_bn, channels_last, use_compile)
     return LoadedGenerator(gen, info, path)

@@ -100,10 +100,12 @@ class ReenactResult:
     audio: str | None
     wall_seconds: float  # less than the steps' sum: some of them overlap
     seconds: dict[str, float] = field(default_factory=dict)
+    size: tuple[int, int] = (0, 0)  # the output's width and height
 
     def to_dict(self) -> dict[str, object]:
         total = self.wall_seconds
         return {"output": str(self.output), "frames": self.frames,
+                "width": self.size[0], "height": self.size[1],
                 "fps": f"{self.fps.numerator}/{self.fps.denominator}",
                 "renderer": self.renderer, "source_cache_hit": self.cache_hit,
                 "ref_frame": self.ref_frame, "driver_faces_found": self.faces_found,
@@ -130,6 +132,7 @@ class _BackgroundEncoder:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._stop = threading.Event()
+        self.size = (0, 0)  # the output frames' width and height
         self._thread = threading.Thread(target=self._run, name="f2f-encoder", daemon=True)
 
     def __enter__(self) -> "_BackgroundEncoder":
@@ -145,7 +148,9 @@ class _BackgroundEncoder:
                 continue
             try:
                 for frame, pts, head in zip(*item):
-                    self._writer.write(self._finish(frame, head), int(pts))
+                    out = self._finish(frame, head)
+                    self.size = (out.shape[1], out.shape[0])
+                    self._writer.write(out, int(pts))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 self._error = exc
 
@@ -175,6 +180,9 @@ def load_driver(driving: Path, options: TrackOptions, log: Progress) -> tuple[Tr
     with log.progress("tracking driver", reader.info.frame_count) as bar:
         track, stats = track_video(driving, options, bar.advance, reader=reader)
     log.debug(f"driver tracking: {stats.to_dict()}")
+    if reader.truncated:
+        log.info(f"warning: {driving} is cut short ({reader.truncation_reason}); the output "
+                 f"has the {len(track)} frames it has")
     return track, True
 
 
@@ -208,6 +216,13 @@ class Resources:
         self._blendshapes: BlendshapeModel | None = None
         self._landmarker: FaceLandmarker | None = None
         self._renderers: dict[tuple, FaceRenderer] = {}
+        self._said: set[str] = set()
+
+    def announce(self, log: Progress, message: str) -> None:
+        """`log.info` a message once per process (a batch's jobs share their renderer)."""
+        if message not in self._said:
+            self._said.add(message)
+            log.info(message)
 
     @property
     def model(self) -> FaceModel:
@@ -278,8 +293,6 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
     if options.batch_size < 1:
         raise F2FError("batch size must be at least 1")
     renderer_name, weights = choose_renderer(options.renderer, options.weights)
-    log.info(f"renderer: {renderer_name}" + (f" ({weights})" if weights else
-                                             " (training-free; no neural weights given)"))
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -303,6 +316,8 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
     model = resources.model
     if not driving_is_video:
         check_track_model(track, model, driving)
+    resources.announce(log, f"renderer: {renderer_name}" + (
+        f" ({weights})" if weights else " (training-free; no neural weights given)"))
     if source.faces_seen > 1:
         log.info(f"{source_path}: {source.faces_seen} faces; using face "
                  f"{options.source.selection.index} by size (`face_index`/`face_box` choose)")
@@ -328,8 +343,10 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
         observe = observer(renderer, probe, model, source, probe_box, resources.landmarker)
         iris = iris_response(observe, source)
     try:
-        motion = drive(source, track, model, options.motion, resources.blendshapes, iris,
-                       observe, renderer.readback_stride)
+        # a third of a run on a small CPU: a bar that shows it is alive (no count to give)
+        with log.progress("transferring the motion", None):
+            motion = drive(source, track, model, options.motion, resources.blendshapes, iris,
+                           observe, renderer.readback_stride)
     except ValueError as exc:
         raise F2FError(str(exc)) from exc
     seconds["motion"] = time.perf_counter() - t0
@@ -361,4 +378,4 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
     return ReenactResult(output, len(track), track.fps, renderer_name, cache_hit,
                          motion.ref_frame, int(track.found.sum()),
                          None if audio is None else str(audio),
-                         time.perf_counter() - started, seconds)
+                         time.perf_counter() - started, seconds, encoder.size)

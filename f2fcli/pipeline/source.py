@@ -71,19 +71,29 @@ class SourceOptions:
                 "face_index": self.selection.index, "face_box": self.selection.box}
 
 
+def _box_text(box: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in box)
+
+
 def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
                    name: str = "source") -> SourceFace:
     """Detect, landmark and fit the chosen face of a still image."""
     faces = detect_faces(FaceDetector(threads=options.threads), image, options.selection,
                          grids=(2, 3))
+    box = options.selection.box
+    if box is not None and not faces:
+        raise InputError(f"{name}: no face in the box {_box_text(box)} (`face_box` X,Y,W,H is "
+                         "drawn around the face)")
     if not faces:
-        hint = "" if options.selection.box is not None else (
-            "; a face under about 1/10 of the photo's size needs `face_box` X,Y,W,H around it")
-        raise InputError(f"{name}: no face found{hint}")
+        raise InputError(f"{name}: no face found; a face under about 1/10 of the photo's size "
+                         "needs `face_box` X,Y,W,H around it")
     confirmed = confirmed_faces(faces, image, FaceLandmarker(threads=options.threads))
     if not confirmed:
         raise InputError(f"{name}: a face was detected but its landmarks could not be found")
     landmarks = choose_confirmed(confirmed, options.selection)
+    if landmarks is None and box is not None:
+        raise InputError(f"{name}: no face in the box {_box_text(box)} (`face_box` X,Y,W,H is "
+                         f"drawn around the face; {len(confirmed)} found elsewhere)")
     if landmarks is None:
         raise InputError(f"{name}: no face found (found {len(confirmed)}, asked for index "
                          f"{options.selection.index})")

@@ -50,17 +50,19 @@ class FrameObservation:
         return np.concatenate([lo, hi - lo]).astype(np.float32)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = np.maximum(a[:2], b[:2])
-    x1, y1 = np.minimum(a[:2] + a[2:], b[:2] + b[2:])
+def _inside(face: np.ndarray, box: np.ndarray) -> float:
+    """The share of `face`'s area (x, y, w, h) that lies inside `box`."""
+    x0, y0 = np.maximum(face[:2], box[:2])
+    x1, y1 = np.minimum(face[:2] + face[2:], box[:2] + box[2:])
     inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    return inter / max(1e-9, a[2] * a[3] + b[2] * b[3] - inter)
+    return inter / max(1e-9, float(face[2] * face[3]))
 
 
 def select_face(faces: list[FaceDetection], selection: FaceSelection,
                 near: np.ndarray | None = None) -> FaceDetection | None:
     """The face to follow: nearest `near` (the last known centre) when re-acquiring,
-    else best overlap with `selection.box`, else the `selection.index`-th largest."""
+    else the face `selection.box` is drawn around (the most of its own area inside the box;
+    None if no face is at least half inside), else the `selection.index`-th largest."""
     if not faces:
         return None
     if near is not None:
@@ -68,8 +70,11 @@ def select_face(faces: list[FaceDetection], selection: FaceSelection,
     if selection.box is not None:
         box = np.asarray(selection.box, np.float32)
         centre = box[:2] + box[2:] / 2
-        return max(faces, key=lambda f: (_iou(f.box, box),
-                                         -float(np.linalg.norm(f.center - centre))))
+        inside = [f for f in faces if _inside(f.box, box) >= 0.5]
+        if not inside:
+            return None
+        return max(inside, key=lambda f: (_inside(f.box, box),
+                                          -float(np.linalg.norm(f.center - centre))))
     if selection.index >= len(faces):
         return None
     return faces[selection.index]
@@ -80,7 +85,10 @@ def detect_faces(detector: FaceDetector, image: np.ndarray, selection: FaceSelec
     """Detections in `image`, also in `grids` of tiles (see `detect_tiled`); with
     `selection.box`, the area around the box is searched closely too: the face may be too
     small for the detector in the whole frame."""
-    windows = () if selection.box is None else (window_around(selection.box, *image.shape[:2]),)
+    # the box's surroundings (a tight box) and the box itself (one drawn loosely round a face)
+    windows = () if selection.box is None else (
+        window_around(selection.box, *image.shape[:2]),
+        window_around(selection.box, *image.shape[:2], scale=1.0))
     if not grids and not windows:
         return detector(image)
     return detect_tiled(detector, image, grids, windows)

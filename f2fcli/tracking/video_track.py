@@ -160,6 +160,7 @@ def track_video(path: str | os.PathLike[str], options: TrackOptions = TrackOptio
         "reference_frame": int(choose_reference_frame(hp, expression, found)),
         "median_keypoint_error": float(np.nanmedian(fit.keypoint_error[found])),
         "truncated_input": reader.truncated,
+        "truncation": reader.truncation_reason,
     }
     track = Track(pts=observed["pts"], pose=hp.astype(np.float32),
                   expression=expression.astype(np.float32),

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import onnxruntime
 import torch
-from conftest import f2f
+from conftest import f2f, f2f_script
 
 import f2fcli
 
@@ -115,3 +115,10 @@ def test_bench_with_an_unloadable_weights_file_fails(tmp_path: Path) -> None:
     result = f2f("bench", "--res", "256", "--macs-only", "--weights", str(bad))
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error:")
+
+
+def test_dash_as_the_output_is_refused(tmp_path: Path) -> None:
+    result = subprocess.run([f2f_script(), "reenact", "-s", "a.jpg", "-d", "b.mp4", "-o", "-"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 1 and "standard output" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -17,6 +17,9 @@ from ..errors import OutputError
 
 def check_output_path(target: Path, overwrite: bool) -> None:
     """Fail early, before any work, if the target cannot be written."""
+    if target.name == "-":
+        raise OutputError("output `-`: writing to standard output is not supported; give a "
+                          "file name")
     if target.exists() and not overwrite:
         raise OutputError(f"{target} exists; pass `overwrite` to replace it")
     parent = target.parent if str(target.parent) else Path(".")

@@ -352,6 +352,9 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Source cache [default: $F2F_CACHE_DIR or the user cache dir]."),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the source cache."),
+        click.option("--frames", type=click.IntRange(min=1), default=None,
+                     help="With an image as the driver and a video output: the clip's length "
+                          "in frames (25 fps) [default: 1]."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output."),
     ]
     for option in reversed(options):
@@ -400,6 +403,7 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
         overwrite=bool(params["overwrite"]),
         cache_dir=Path(params["cache_dir"]) if params.get("cache_dir") else None,
         use_cache=not params["no_cache"],
+        frames=params.get("frames"),
     )
 
 
@@ -407,9 +411,10 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
 @click.option("-s", "--source", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Photo of the person to animate.")
 @click.option("-d", "--driving", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Driving video, or a track file from `f2f track`.")
+              help="Driving video, an image (its expression), or a track file from `f2f track`.")
 @click.option("-o", "--out", "--output", "out", type=click.Path(path_type=Path), required=True,
-              help="Output video (or a directory with --codec png).")
+              help="Output video (or a directory with --codec png; an image such as out.png "
+                   "with an image driver).")
 @reenact_options
 @output_options
 @click.pass_context

@@ -17,7 +17,7 @@ from conftest import audio_packets, f2f, f2f_script, leftover_temp_files, psnr
 from skimage import data
 
 from f2fcli.errors import F2FError, InputError, OutputError
-from f2fcli.io.image import write_image
+from f2fcli.io.image import read_image, write_image
 from f2fcli.io.testclip import make_clip, make_motion_clip, similarity_matrix
 from f2fcli.io.video import VideoReader
 from f2fcli.pipeline.runner import ReenactOptions, reenact
@@ -454,3 +454,68 @@ def test_batch_reports_a_malformed_row_and_refuses_shared_outputs(media: dict[st
                         f"{media['source']},{media['drive']},x.mp4,1\n")
     result = f2f("batch", str(manifest), *cache)
     assert result.returncode == 1 and "unknown option column" in result.stderr
+
+
+def _open_mouth_photo(path: Path) -> Path:
+    """The astronaut with her jaw dropped, drawn by the warp renderer: an expression photo."""
+    import cv2
+
+    from f2fcli.renderers.warp import WarpRenderer
+    from f2fcli.tracking.channels import EXPR_INDEX
+    from f2fcli.tracking.face_model import FaceModel, transform_points
+    from f2fcli.tracking.fitting import fit_image
+    from f2fcli.tracking.tracker import VideoFaceTracker
+
+    image = data.astronaut()
+    obs = VideoFaceTracker(threads=1)(image)
+    model = FaceModel.canonical()
+    fit = fit_image(model, obs.landmarks, obs.blendshapes)
+    open_jaw = fit.expression[0].copy()
+    open_jaw[EXPR_INDEX["jawOpen"]] = 1.0
+    meshes = [transform_points(model.vertices(fit.identity.s, e, fit.identity.detail),
+                               fit.hp[0], model.pivot) for e in (fit.expression[0], open_jaw)]
+    renderer = WarpRenderer()
+    drawn = renderer.render(renderer.prepare(image, meshes[0]), meshes[1][None])[0]
+    write_image(path, cv2.resize(drawn, (384, 384), interpolation=cv2.INTER_AREA))
+    return path
+
+
+def test_an_expression_photo_drives_a_photo_and_a_clip(media: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    from f2fcli.tracking.tracker import VideoFaceTracker
+
+    def mouth_gap(image: np.ndarray) -> float:
+        """The inner lips' gap as a share of the face's height."""
+        lm = VideoFaceTracker(threads=1)(image).landmarks
+        return float((lm[14, 1] - lm[13, 1]) / np.ptp(lm[:468, 1]))
+
+    driver = _open_mouth_photo(tmp_path / "open.png")
+    assert mouth_gap(read_image(driver)) > 0.15
+    out = tmp_path / "out.png"
+    result = f2f("reenact", "-s", str(media["source"]), "-d", str(driver), "-o", str(out),
+                 "--json", "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    data_out = json.loads(result.stdout)
+    assert data_out["frames"] == 1 and (data_out["width"], data_out["height"]) == (512, 512)
+    photo, made = read_image(media["source"]), read_image(out)
+    assert made.shape == photo.shape
+    # the photo's mouth opens towards the driver's (measured: 0.059 -> 0.086 of the face's
+    # height, the driver's 0.204: the solve trades jaw for lower lip on this face)
+    assert mouth_gap(made) > 1.3 * mouth_gap(photo)
+    assert leftover_temp_files(tmp_path) == []
+
+    clip = tmp_path / "clip.mp4"
+    result = f2f("reenact", "-s", str(media["source"]), "-d", str(driver), "-o", str(clip),
+                 "--frames", "5", "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    info = VideoReader(clip).info
+    assert info.frame_count == 5 and info.fps == 25 and not info.has_audio
+    one = f2f("reenact", "-s", str(media["source"]), "-d", str(driver), "-o",
+              str(tmp_path / "one.mp4"), "--cache-dir", str(tmp_path / "cache"))
+    assert one.returncode == 0 and "one frame" in one.stderr
+    assert VideoReader(tmp_path / "one.mp4").info.frame_count == 1
+
+    wrong = f2f("reenact", "-s", str(media["source"]), "-d", str(media["drive"]), "-o",
+                str(tmp_path / "frame.png"))
+    assert wrong.returncode == 1 and "image output needs an image" in wrong.stderr
+    assert not (tmp_path / "frame.png").exists()

@@ -1,4 +1,5 @@
-"""Still-image reading: any common format to RGB8, orientation applied, size capped."""
+"""Still images: reading any common format to RGB8 (orientation applied, size capped), and
+one-frame outputs written atomically."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
+from .atomic import atomic_output, check_output_path
 
 # 64 MP covers 8K photos; a decompression bomb declares far more and is refused before decoding.
 DEFAULT_MAX_PIXELS = 64_000_000
+# Still-image files by name: a driver or an output with one of these is an image, not a video.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+
+
+def is_image_path(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -58,3 +66,28 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
 def write_image(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
     """Write an RGB8 array; the format follows the suffix."""
     Image.fromarray(np.ascontiguousarray(rgb)).save(path)
+
+
+class ImageOutput:
+    """A one-frame output as a still image, written like a video (`write`, then complete):
+    the frame lands in a temporary file renamed onto the target only when it is whole."""
+
+    def __init__(self, target: Path, overwrite: bool) -> None:
+        self.target, self.overwrite = target, overwrite
+        self.frames_written = 0
+
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        if self.frames_written:
+            raise OutputError(f"{self.target}: an image output holds one frame")
+        with atomic_output(self.target, self.overwrite) as tmp:
+            Image.fromarray(np.ascontiguousarray(rgb)).save(
+                tmp, format=Image.registered_extensions()[self.target.suffix.lower()])
+        self.frames_written = 1
+
+    def __enter__(self) -> "ImageOutput":
+        check_output_path(self.target, self.overwrite)
+        return self
+
+    def __exit__(self, exc_type: type | None, *_: object) -> None:
+        if exc_type is None and not self.frames_written:
+            raise OutputError(f"nothing was written for {self.target}")

@@ -147,8 +147,16 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
     reference = reference_frame(track, options.ref_frame, source.landmarks)
     ref = reference.frame
     n = len(track)
-    rest = track.expression[ref] if reference.exact else rest_levels(track.expression,
-                                                                      track.found)
+    # A still driver (an expression photo) has no motion to transfer, only an expression: the
+    # source takes it as it is (its own expression is the reference). A video's changes are
+    # taken from its exact reference frame, else from each channel's rest level.
+    still_driver = bool(track.meta.get("still"))
+    if still_driver:
+        rest = source.expression
+    elif reference.exact:
+        rest = track.expression[ref]
+    else:
+        rest = rest_levels(track.expression, track.found)
     expression = transfer_rig(source.expression, track.expression, rest,
                               options.expression_mode)
     expression = source.expression + options.expression_scale * (expression - source.expression)
@@ -181,7 +189,8 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
         weights = moving.astype(np.float64)
         weights[list(GAZE_CHANNELS)] = 0.0
         driven = Driven(pose=pose, expression=expression, gaze=gaze,
-                        ref=ref if reference.exact else None, mode=options.expression_mode,
+                        ref=ref if reference.exact and not still_driver else None,
+                        still=still_driver, mode=options.expression_mode,
                         scale=options.expression_scale, free=moving, weights=weights,
                         offset=offset)
         solved = retarget(model, source, track, driven, blendshapes, iris_response=response,

@@ -266,6 +266,7 @@ class Driven:
     free: np.ndarray  # (51,) bool: the rig channels that may move
     weights: np.ndarray  # (51,): the scores that count
     offset: np.ndarray | None = None  # (N, 468, 3) the motion's vertex offset
+    still: bool = False  # a still driver: its scores are the targets (source's are the reference)
 
 
 def retarget(model: FaceModel, source, track: Track, driven: Driven,
@@ -286,7 +287,12 @@ def retarget(model: FaceModel, source, track: Track, driven: Driven,
     b_src = solver.scores(source.expression[None], np.zeros((1, N_GAZE)), source.pose[None])[0]
     b_drv = driver_scores(track, blendshapes, options)
     found = track.found & np.all(np.isfinite(track.landmarks), axis=(1, 2))
-    b_ref = b_drv[driven.ref] if driven.ref is not None else rest_levels(b_drv, found)
+    if driven.still:
+        b_ref = b_src
+    elif driven.ref is not None:
+        b_ref = b_drv[driven.ref]
+    else:
+        b_ref = rest_levels(b_drv, found)
     target = transfer_expression(b_src, b_drv, b_ref, driven.mode)
     target = np.clip(b_src + driven.scale * (target - b_src), 0.0, 1.0)
     # The rig reads differently at different expressions (a jaw that barely registers at rest

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Literal, Protocol
 
 import cv2
 import numpy as np
@@ -24,6 +24,7 @@ from ..dirs import default_cache_dir
 from ..errors import F2FError, InputError
 from ..frames import frame_blocks
 from ..io.atomic import check_output_path
+from ..io.image import ImageOutput, is_image_path
 from ..io.video import VideoReader
 from ..io.writer import EncoderSettings, VideoWriter, write_video
 from ..threads import opencv_threads
@@ -38,7 +39,7 @@ from .motion import MotionOptions, drive
 from .paste import PasteBack
 from .renderer import (FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion, iris_response,
                        observer)
-from .source import SourceCache, SourceFace, SourceOptions, load_source
+from .source import SourceCache, SourceFace, SourceOptions, load_source, still_track
 
 # Face size (px) in the crops retargeting renders to read back: the landmarker sees a face
 # about this large in its 256-px input, so more pixels are only more work.
@@ -86,6 +87,7 @@ class ReenactOptions:
     overwrite: bool = False
     cache_dir: Path | None = None
     use_cache: bool = True
+    frames: int | None = None  # an image driver's clip length (None: one frame)
 
 
 @dataclass
@@ -172,10 +174,18 @@ class _BackgroundEncoder:
             raise self._error
 
 
-def load_driver(driving: Path, options: TrackOptions, log: Progress) -> tuple[Track, bool]:
-    """The driving motion: a track file as is, or a video tracked now. (track, is_video)"""
+DriverKind = Literal["video", "track", "image"]
+
+
+def load_driver(driving: Path, options: TrackOptions, log: Progress, resources: "Resources",
+                frames: int = 1) -> tuple[Track, DriverKind]:
+    """The driving motion: a track file as is, an image held for `frames` frames
+    (`source.still_track`), or a video tracked now."""
     if driving.suffix.lower() == ".npz":
-        return load_track(driving), False
+        return load_track(driving), "track"
+    if is_image_path(driving):
+        still = SourceOptions(selection=options.selection, threads=options.threads)
+        return still_track(driving, still, resources.model, frames), "image"
     reader = VideoReader(driving)
     with log.progress("tracking driver", reader.info.frame_count) as bar:
         track, stats = track_video(driving, options, bar.advance, reader=reader)
@@ -183,7 +193,7 @@ def load_driver(driving: Path, options: TrackOptions, log: Progress) -> tuple[Tr
     if reader.truncated:
         log.info(f"warning: {driving} is cut short ({reader.truncation_reason}); the output "
                  f"has the {len(track)} frames it has")
-    return track, True
+    return track, "video"
 
 
 def check_track_model(track: Track, model: FaceModel, path: Path) -> None:
@@ -195,11 +205,11 @@ def check_track_model(track: Track, model: FaceModel, path: Path) -> None:
                          "changed model); run `f2f track` on the video again")
 
 
-def _audio_source(option: str, driving: Path, driving_is_video: bool) -> Path | None:
+def _audio_source(option: str, driving: Path, kind: DriverKind) -> Path | None:
     if option == "none":
         return None
     if option == "driving":
-        if not driving_is_video:
+        if kind != "video":
             return None
         return driving if VideoReader(driving).info.has_audio else None
     path = Path(option)
@@ -288,7 +298,14 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
              log: Progress | None, resources: Resources | None) -> ReenactResult:
     log = log or _Silent()
     resources = resources or Resources()
-    options.encoder.validate_for(output)
+    image_out = is_image_path(output)
+    if image_out and not is_image_path(driving):
+        raise InputError(f"{output}: an image output needs an image as the driver (a video "
+                         "driver makes a video: give the output a video suffix)")
+    if image_out and options.frames not in (None, 1):
+        raise InputError(f"{output}: an image output is one frame; `frames` is for videos")
+    if not image_out:
+        options.encoder.validate_for(output)
     check_output_path(output, options.overwrite)
     if options.batch_size < 1:
         raise F2FError("batch size must be at least 1")
@@ -310,21 +327,25 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
     with ThreadPoolExecutor(1, thread_name_prefix="f2f-source") as pool:
         pending = pool.submit(source_job)
         t0 = time.perf_counter()
-        track, driving_is_video = load_driver(driving, options.driver, log)
+        track, driver_kind = load_driver(driving, options.driver, log, resources,
+                                         options.frames or 1)
         seconds["driver_tracking"] = time.perf_counter() - t0
         source, cache_hit = pending.result()
     model = resources.model
-    if not driving_is_video:
+    if driver_kind == "track":
         check_track_model(track, model, driving)
+    if driver_kind == "image" and not image_out and options.frames is None:
+        log.info(f"warning: {driving} is an image: the video has one frame (`frames` N makes "
+                 "a clip of N)")
     resources.announce(log, f"renderer: {renderer_name}" + (
         f" ({weights})" if weights else " (training-free; no neural weights given)"))
     if source.faces_seen > 1:
         log.info(f"{source_path}: {source.faces_seen} faces; using face "
                  f"{options.source.selection.index} by size (`face_index`/`face_box` choose)")
-    audio = _audio_source(options.audio, driving, driving_is_video)
-    if options.audio == "driving" and not driving_is_video:
-        log.info(f"{driving}: a track file has no audio; the output is silent "
-                 "(`audio` PATH adds a sound track)")
+    audio = _audio_source(options.audio, driving, driver_kind)
+    if options.audio == "driving" and driver_kind != "video" and not image_out:
+        log.info(f"{driving}: a {'track file' if driver_kind == 'track' else 'still image'} "
+                 "has no audio; the output is silent (`audio` PATH adds a sound track)")
 
     t0 = time.perf_counter()
     renderer = resources.renderer(renderer_name, weights, options)
@@ -360,8 +381,10 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
 
     render_s = 0.0
     t_start = time.perf_counter()
-    with write_video(output, track.fps, options.encoder, track.time_base, audio,
-                     options.overwrite) as writer, _BackgroundEncoder(writer, finish) as encoder:
+    sink = (ImageOutput(output, options.overwrite) if image_out else
+            write_video(output, track.fps, options.encoder, track.time_base, audio,
+                        options.overwrite))
+    with sink as writer, _BackgroundEncoder(writer, finish) as encoder:
         with log.progress("rendering", len(track)) as bar:
             for part in frame_blocks(len(track), options.batch_size):
                 t0 = time.perf_counter()

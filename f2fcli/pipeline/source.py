@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +24,7 @@ from ..tracking.detector import FaceDetector
 from ..tracking.face_model import N_IDENTITY, FaceModel, transform_points
 from ..tracking.fitting import fit_image
 from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
+from ..tracking.track import Track
 from ..tracking.tracker import FaceSelection, choose_confirmed, confirmed_faces, detect_faces
 from ..tracking.video_track import model_hashes
 from .crop import CropBox, face_crop_box
@@ -238,3 +240,30 @@ def _valid(arrays: dict[str, np.ndarray]) -> bool:
               "expression": (N_EXPRESSION,)}
     return all(name in arrays and arrays[name].shape == shape and np.isfinite(arrays[name]).all()
                for name, shape in shapes.items())
+
+
+# Frame rate of a video made from a still driver (`--frames N`): a common video rate.
+STILL_FPS = 25
+
+
+def still_track(path: Path, options: SourceOptions, model: FaceModel, frames: int = 1) -> Track:
+    """An image as a driver: its face analysed like a source photo and held for `frames`
+    frames at `STILL_FPS`. Marked `still` in its metadata: its expression is taken from a
+    neutral face (one frame shows no rest level), see `motion.drive`."""
+    face = analyse_source(read_image(path), options, model, name=str(path))
+    n = max(int(frames), 1)
+    pose = np.repeat(face.pose[None].astype(np.float32), n, 0)
+    expression = np.repeat(face.expression[None].astype(np.float32), n, 0)
+    keypoints = model.keypoints72(face.identity, expression, pose, face.identity_detail)
+    lo, hi = face.landmarks[:kp.N_MESH, :2].min(0), face.landmarks[:kp.N_MESH, :2].max(0)
+    height, width = face.image.shape[:2]
+    return Track(pts=np.arange(n), pose=pose, expression=expression,
+                 keypoints=keypoints.astype(np.float32),
+                 landmarks=np.repeat(face.landmarks[None], n, 0),
+                 confidence=np.ones(n, np.float32),
+                 box=np.repeat(np.concatenate([lo, hi - lo])[None], n, 0).astype(np.float32),
+                 found=np.ones(n, bool), filled=np.zeros(n, bool), identity=face.identity,
+                 identity_detail=face.identity_detail, fps=Fraction(STILL_FPS),
+                 time_base=Fraction(1, STILL_FPS), width=width, height=height,
+                 meta={"still": True, "source_image": path.name, "reference_frame": 0,
+                       "face_model": model.fingerprint()})

@@ -1,7 +1,7 @@
 """End-to-end `f2f reenact` frames per second (decode, tracking, render, paste-back, encode).
 
 Run:  python benchmarks/reenact_throughput.py [--frames 150] [--neural] [--source-size 2048]
-                                             [--preset veryfast]
+                                             [--preset veryfast] [--video-source]
 Each line also gives the process's peak resident memory so far: run with a larger --frames
 (e.g. 1800, one minute at 30 fps) to see how memory grows with the video's length.
 The driving clip is skimage's astronaut moved by a similarity transform, 512x512 (needs
@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--source-size", type=int, default=None,
                         help="enlarge the source photo to this many pixels (longer side)")
     parser.add_argument("--preset", default="medium", help="x264 preset of the output")
+    parser.add_argument("--video-source", action="store_true",
+                        help="also time a video as the source (the driving clip itself)")
     args = parser.parse_args()
     print("command: python " + " ".join(sys.argv))
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -103,6 +105,8 @@ def main() -> None:
                               encoder=encoder)
         run(f"warp 512 (cold cache{label})", source, drive, tmp / "w.mp4", warp)
         run(f"warp 512 (source cached{label})", source, drive, tmp / "w.mp4", warp)
+        if args.video_source:
+            run("warp 512 (video source)", drive, drive, tmp / "v.mp4", warp)
         if args.neural:
             neural = ReenactOptions(source=SourceOptions(res=256), renderer="neural",
                                     weights=random_weights(tmp), cache_dir=cache,

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from . import __version__
-from .choices import (BACKENDS, CODECS, DEVICES, EXPRESSION_MODES, POSE_MODES, PRESETS, REGIONS,
-                      RENDERERS, ChoiceError)
+from .choices import (BACKENDS, CODECS, DEVICES, DRIVER_ENDS, EXPRESSION_MODES, POSE_MODES,
+                      PRESETS, REGIONS, RENDERERS, ChoiceError)
 from .console import Reporter
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, F2FError, InputError, Terminated
 
@@ -317,8 +317,9 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--expression-mode", type=click.Choice(EXPRESSION_MODES),
                      default="hybrid", show_default=True,
                      help="Expression transfer (hybrid: relative; lids, jaw, lips close fully)."),
-        click.option("--pose-mode", type=click.Choice(POSE_MODES),
-                     default="relative", show_default=True, help="Head-pose transfer."),
+        click.option("--pose-mode", type=click.Choice(POSE_MODES), default=None,
+                     help="Head-pose transfer [default: relative for a photo source, off (its "
+                          "own motion) for a video source]."),
         click.option("--expression-scale", type=click.FloatRange(0.0, 3.0), default=1.0,
                      show_default=True, help="Exaggerate (>1) or damp (<1) expressions."),
         click.option("--region", type=click.Choice(REGIONS),
@@ -347,8 +348,13 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--backend", type=click.Choice(BACKENDS),
                      default="auto", show_default=True,
                      help="Neural renderer runtime; auto = onnxruntime for FP32 on CPU."),
-        click.option("--audio", default="driving", show_default=True, metavar="driving|none|PATH",
-                     help="Audio of the output."),
+        click.option("--audio", default="auto", show_default=True,
+                     metavar="auto|source|driving|none|PATH",
+                     help="Audio of the output; auto: a video source's, else the driver's."),
+        click.option("--driver-end", type=click.Choice(DRIVER_ENDS), default="hold",
+                     show_default=True,
+                     help="A video source longer than the driver: hold the driver's last "
+                          "frame, loop it, or stop the output with it."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Source cache [default: $F2F_CACHE_DIR or the user cache dir]."),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the source cache."),
@@ -404,12 +410,13 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
         cache_dir=Path(params["cache_dir"]) if params.get("cache_dir") else None,
         use_cache=not params["no_cache"],
         frames=params.get("frames"),
+        driver_end=params.get("driver_end") or "hold",
     )
 
 
 @main.command(short_help="Animate a photo with the motion of a driving video.")
 @click.option("-s", "--source", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Photo of the person to animate.")
+              help="Photo (or video) of the person to animate.")
 @click.option("-d", "--driving", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Driving video, an image (its expression), or a track file from `f2f track`.")
 @click.option("-o", "--out", "--output", "out", type=click.Path(path_type=Path), required=True,

@@ -519,3 +519,75 @@ def test_an_expression_photo_drives_a_photo_and_a_clip(media: dict[str, Path],
                 str(tmp_path / "frame.png"))
     assert wrong.returncode == 1 and "image output needs an image" in wrong.stderr
     assert not (tmp_path / "frame.png").exists()
+
+
+def _talking_astronaut(path: Path, frames: int) -> Path:
+    """The astronaut opening and closing her mouth (drawn by the warp renderer): a driver."""
+    from f2fcli.io.writer import write_video
+    from f2fcli.renderers.warp import WarpRenderer
+    from f2fcli.tracking.channels import EXPR_INDEX
+    from f2fcli.tracking.face_model import FaceModel, transform_points
+    from f2fcli.tracking.fitting import fit_image
+    from f2fcli.tracking.tracker import VideoFaceTracker
+
+    image = data.astronaut()
+    obs = VideoFaceTracker(threads=1)(image)
+    model = FaceModel.canonical()
+    fit = fit_image(model, obs.landmarks, obs.blendshapes)
+    renderer = WarpRenderer()
+
+    def mesh(e: np.ndarray) -> np.ndarray:
+        v = model.vertices(fit.identity.s, e, fit.identity.detail)
+        return transform_points(v, fit.hp[0], model.pivot)
+
+    prepared = renderer.prepare(image, mesh(fit.expression[0]))
+    with write_video(path, Fraction(25), time_base=Fraction(1, 25)) as writer:
+        for t in range(frames):
+            e = fit.expression[0].copy()
+            e[EXPR_INDEX["jawOpen"]] = np.sin(np.pi * t / (frames - 1)) ** 2
+            writer.write(renderer.render(prepared, mesh(e)[None])[0], t)
+    return path
+
+
+def test_a_video_source_keeps_its_motion_timing_and_audio_and_takes_the_mouth(
+        media: dict[str, Path], tmp_path: Path) -> None:
+    from f2fcli.tracking.tracker import VideoFaceTracker
+
+    driver = _talking_astronaut(tmp_path / "talk.mp4", 24)
+    source = media["drive"]  # the astronaut moved rigidly, 20 frames at 30000/1001, with audio
+    out = tmp_path / "out.mp4"
+    result = f2f("reenact", "-s", str(source), "-d", str(driver), "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    src, made = VideoReader(source).read_all(), VideoReader(out).read_all()
+    assert VideoReader(out).info.fps == FPS and np.array_equal(src.pts, made.pts)
+    assert audio_packets(out) == audio_packets(source)  # the source's own sound
+    tracker = VideoFaceTracker(threads=1)
+    rigid = [33, 133, 263, 362, 1, 168, 10, 152]  # eye corners, nose, forehead, chin
+    gaps, drift = [], []
+    for a, b in zip(src.images, made.images):
+        la, lb = tracker(a).landmarks, tracker(b).landmarks
+        drift.append(np.linalg.norm(la[rigid, :2] - lb[rigid, :2], axis=1).mean())
+        gaps.append((lb[14, 1] - lb[13, 1]) - (la[14, 1] - la[13, 1]))
+    assert np.mean(drift) < 4.0  # the source's own head motion is kept
+    shown = np.floor(np.arange(FRAMES) / float(FPS) * 25 + 1e-9)  # the driver frame then
+    wanted = np.sin(np.pi * shown / 23) ** 2  # its jaw
+    assert np.corrcoef(gaps, wanted)[0, 1] > 0.8 and max(gaps) > 8.0
+
+
+def test_a_video_source_passes_faceless_frames_and_the_driver_end_rules(
+        media: dict[str, Path], tmp_path: Path) -> None:
+    from f2fcli.pipeline.video_source import driver_frames
+
+    times = np.arange(6) / 2.0  # source frames at 0, 0.5, ... 2.5 s; a driver of 1 s at 2 fps
+    driver = np.array([0.0, 0.5])
+    assert driver_frames(times, driver, "hold").tolist() == [0, 1, 1, 1, 1, 1]
+    assert driver_frames(times, driver, "loop").tolist() == [0, 1, 0, 1, 0, 1]
+    assert driver_frames(times, driver, "stop").tolist() == [0, 1, -1, -1, -1, -1]
+
+    out = tmp_path / "out.mp4"
+    result = f2f("reenact", "-s", str(media["drive_blank"]), "-d", str(media["drive"]), "-o",
+                 str(out), "--driver-end", "stop")
+    assert result.returncode == 0, result.stderr
+    src, made = VideoReader(media["drive_blank"]).read_all(), VideoReader(out).read_all()
+    assert len(made.pts) == len(src.pts)  # as long as the driver (same length here)
+    assert psnr(made.images[BLANK], src.images[BLANK]) > 35  # no face: passed through

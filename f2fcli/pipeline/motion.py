@@ -53,7 +53,7 @@ class MotionOptions:
     """
 
     expression_mode: ExpressionMode = "hybrid"
-    pose_mode: PoseMode = "relative"
+    pose_mode: PoseMode | None = None  # None: relative for a photo, off for a video source
     expression_scale: float = 1.0
     region: Region = "all"
     ref_frame: int | None = None
@@ -63,7 +63,8 @@ class MotionOptions:
 
     def __post_init__(self) -> None:
         check_choice("expression_mode", self.expression_mode, EXPRESSION_MODES)
-        check_choice("pose_mode", self.pose_mode, POSE_MODES)
+        if self.pose_mode is not None:
+            check_choice("pose_mode", self.pose_mode, POSE_MODES)
         check_choice("region", self.region, REGIONS)
 
 
@@ -161,10 +162,11 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
                               options.expression_mode)
     expression = source.expression + options.expression_scale * (expression - source.expression)
     still = np.broadcast_to(source.pose, (n, 6))
-    if options.pose_mode == "off" or options.region in ("expression", "eyes", "lips"):
+    pose_mode = options.pose_mode or "relative"
+    if pose_mode == "off" or options.region in ("expression", "eyes", "lips"):
         pose = still.copy()
     else:
-        mode = "relative" if options.pose_mode == "relative" else "absolute"
+        mode = "relative" if pose_mode == "relative" else "absolute"
         pose = transfer_pose(source.pose, track.pose, track.pose[ref], mode)
         if options.pose_sigma > 0 and n > 2:
             pose = steady_pose(pose, options.pose_sigma)

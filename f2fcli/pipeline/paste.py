@@ -18,6 +18,7 @@ fold the map and mirror the head into the place it left.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import cv2
@@ -67,6 +68,13 @@ class PasteBack:
         self._pixels = np.meshgrid(np.arange(w, dtype=np.float32),
                                    np.arange(h, dtype=np.float32))
         self._up = (self._pixels[0] / g, self._pixels[1] / g)
+
+    def over(self, image: np.ndarray, box: CropBox, region: HeadRegion) -> "PasteBack":
+        """The same paste-back over another image of the same size (a source video's next
+        frame): the pixel grids are shared, not rebuilt."""
+        other = copy.copy(self)
+        other.image, other.box, other.region = np.ascontiguousarray(image), box, region
+        return other
 
     def field(self, head: np.ndarray
               ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Literal, Protocol
 import cv2
 import numpy as np
 
+from ..choices import DriverEnd
 from ..dirs import default_cache_dir
 from ..errors import F2FError, InputError
 from ..frames import frame_blocks
@@ -40,6 +41,7 @@ from .paste import PasteBack
 from .renderer import (FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion, iris_response,
                        observer)
 from .source import SourceCache, SourceFace, SourceOptions, load_source, still_track
+from .video_source import reenact_video_source
 
 # Face size (px) in the crops retargeting renders to read back: the landmarker sees a face
 # about this large in its 256-px input, so more pixels are only more work.
@@ -69,7 +71,9 @@ class _Silent:
 
 @dataclass(frozen=True)
 class ReenactOptions:
-    """Everything `f2f reenact` can be told. `audio`: "driving", "none" or a file path."""
+    """Everything `f2f reenact` can be told. `audio`: "auto" (the source video's, else the
+    driver's), "source", "driving", "none" or a file path; `driver_end`: what a driver shorter
+    than a source video does at its end."""
 
     source: SourceOptions = SourceOptions()
     motion: MotionOptions = MotionOptions()
@@ -82,12 +86,13 @@ class ReenactOptions:
     batch_size: int = 8
     paste_back: bool = True
     output_size: tuple[int, int] | None = None
-    audio: str = "driving"
+    audio: str = "auto"
     encoder: EncoderSettings = EncoderSettings()
     overwrite: bool = False
     cache_dir: Path | None = None
     use_cache: bool = True
     frames: int | None = None  # an image driver's clip length (None: one frame)
+    driver_end: DriverEnd = "hold"
 
 
 @dataclass
@@ -205,9 +210,17 @@ def check_track_model(track: Track, model: FaceModel, path: Path) -> None:
                          "changed model); run `f2f track` on the video again")
 
 
-def _audio_source(option: str, driving: Path, kind: DriverKind) -> Path | None:
+def _audio_source(option: str, driving: Path, kind: DriverKind,
+                  source_video: Path | None = None) -> Path | None:
+    """The output's audio: `auto` is the source video's (a video source) or the driver's."""
     if option == "none":
         return None
+    if option == "auto":
+        option = "source" if source_video is not None else "driving"
+    if option == "source":
+        if source_video is None:
+            raise InputError("`audio` source needs a video as the source")
+        return source_video if VideoReader(source_video).info.has_audio else None
     if option == "driving":
         if kind != "video":
             return None
@@ -298,6 +311,8 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
              log: Progress | None, resources: Resources | None) -> ReenactResult:
     log = log or _Silent()
     resources = resources or Resources()
+    if is_video_source(source_path):
+        return _reenact_from_video(source_path, driving, output, options, log, resources)
     image_out = is_image_path(output)
     if image_out and not is_image_path(driving):
         raise InputError(f"{output}: an image output needs an image as the driver (a video "
@@ -343,7 +358,7 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
         log.info(f"{source_path}: {source.faces_seen} faces; using face "
                  f"{options.source.selection.index} by size (`face_index`/`face_box` choose)")
     audio = _audio_source(options.audio, driving, driver_kind)
-    if options.audio == "driving" and driver_kind != "video" and not image_out:
+    if options.audio in ("auto", "driving") and driver_kind != "video" and not image_out:
         log.info(f"{driving}: a {'track file' if driver_kind == 'track' else 'still image'} "
                  "has no audio; the output is silent (`audio` PATH adds a sound track)")
 
@@ -402,3 +417,45 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
                          motion.ref_frame, int(track.found.sum()),
                          None if audio is None else str(audio),
                          time.perf_counter() - started, seconds, encoder.size)
+
+
+def is_video_source(path: Path) -> bool:
+    """A source that is a video rather than a photo: not named as an image, and a file that
+    opens as a video of more than one frame."""
+    if is_image_path(path) or not path.is_file():
+        return False
+    try:
+        info = VideoReader(path).info
+    except InputError:
+        return False
+    return (info.frame_count or 2) > 1
+
+
+def _reenact_from_video(source_path: Path, driving: Path, output: Path,
+                        options: ReenactOptions, log: Progress, resources: Resources
+                        ) -> ReenactResult:
+    """`reenact` with a video as the source (`video_source.reenact_video_source`)."""
+    if is_image_path(output):
+        raise InputError(f"{output}: a video source makes a video; give the output a video "
+                         "suffix")
+    options.encoder.validate_for(output)
+    check_output_path(output, options.overwrite)
+    renderer_name, weights = choose_renderer(options.renderer, options.weights)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    t0 = time.perf_counter()
+    track, driver_kind = load_driver(driving, options.driver, log, resources,
+                                     options.frames or 1)
+    seconds["driver_tracking"] = time.perf_counter() - t0
+    model = resources.model
+    if driver_kind == "track":
+        check_track_model(track, model, driving)
+    resources.announce(log, f"renderer: {renderer_name}" + (
+        f" ({weights})" if weights else " (training-free; no neural weights given)"))
+    audio = _audio_source(options.audio, driving, driver_kind, source_video=source_path)
+    renderer = resources.renderer(renderer_name, weights, options)
+    frames, fps, size = reenact_video_source(source_path, track, output, options, log,
+                                             resources, renderer, audio, seconds)
+    return ReenactResult(output, frames, fps, renderer_name, False, 0, frames,
+                         None if audio is None else str(audio),
+                         time.perf_counter() - started, seconds, size)

@@ -1,0 +1,146 @@
+"""A video as the source: each of its frames takes the driver's change of expression.
+
+The source video is tracked like a driver (one identity for the person). Output frame t is
+source frame t with the expression `e_src(t) + (e_drv(t') - rest)` (`transfer.transfer_rig`:
+the driver's change since its reference, on top of the source's own expression at that
+moment) and the source's own head pose (`pose_mode` off) or that pose plus the driver's head
+motion (`relative`). The driver is sampled by time: t' is the last driver frame shown at the
+source frame's time; when the driver is shorter it is held on its last frame, looped, or the
+output stops with it (`DriverEnd`). Timing, frame count and audio are the source video's.
+Frames where the source shows no face are passed through untouched.
+
+The photo path's retargeting (a solve against one photo's landmarks) does not apply here: the
+rig coefficients are transferred as they are, and the source keeps its own gaze.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..choices import DriverEnd
+from ..errors import InputError
+from ..io.video import VideoReader
+from ..io.writer import write_video
+from ..tracking.channels import N_BLENDSHAPES
+from ..tracking.video_track import TrackOptions, track_video
+from .crop import face_crop_box
+from .head import HeadRegion, head_similarity
+from .motion import reference_frame
+from .paste import PasteBack
+from .renderer import crop_motion
+from .source import SourceFace
+from .transfer import rest_levels, transfer_pose, transfer_rig
+
+
+def driver_frames(source_times: np.ndarray, driver_times: np.ndarray,
+                  end: DriverEnd) -> np.ndarray:
+    """For each source frame time (seconds from the source's start), the driver frame shown
+    then (`driver_times` from the driver's start, increasing); -1 where `end` is "stop" and
+    the driver has ended."""
+    duration = driver_times[-1] + (driver_times[-1] - driver_times[-2]
+                                   if len(driver_times) > 1 else 1.0)
+    t = np.asarray(source_times, np.float64)
+    if end == "loop":
+        t = np.mod(t, duration)
+    index = np.searchsorted(driver_times, t + 1e-9, side="right") - 1
+    index = np.clip(index, 0, len(driver_times) - 1)
+    if end == "stop":
+        index = np.where(t < duration, index, -1)
+    return index
+
+
+def _times(pts: np.ndarray, time_base: Fraction) -> np.ndarray:
+    pts = np.asarray(pts, np.float64)
+    return (pts - pts[0]) * float(time_base)
+
+
+def reenact_video_source(source_path: Path, driver, output: Path, options: Any, log: Any,
+                         resources: Any, renderer: Any, audio: Path | None,
+                         seconds: dict[str, float]) -> tuple[int, Fraction, tuple[int, int]]:
+    """Render `source_path` (a video) driven by `driver` (a `Track`) into `output`.
+    Returns (frames written, fps, output size)."""
+    t0 = time.perf_counter()
+    reader = VideoReader(source_path)
+    with log.progress("tracking source", reader.info.frame_count) as bar:
+        src, _stats = track_video(source_path,
+                                  TrackOptions(selection=options.source.selection),
+                                  bar.advance, reader=reader)
+    seconds["source"] = time.perf_counter() - t0
+    model = resources.model
+    n = len(src)
+    index = driver_frames(_times(src.pts, src.time_base), _times(driver.pts, driver.time_base),
+                          options.driver_end)
+    if options.driver_end == "stop":
+        n = int(np.sum(index >= 0))
+        if n == 0:
+            raise InputError(f"{source_path}: the driver ends before the source's first frame")
+    index = index[:n]
+    ref = reference_frame(driver, options.motion.ref_frame).frame
+    if driver.meta.get("still"):  # an expression photo: taken as it is, frame by frame
+        rest = src.expression[:n]
+    elif options.motion.ref_frame is not None:
+        rest = driver.expression[ref]
+    else:
+        rest = rest_levels(driver.expression, driver.found)
+    expression = transfer_rig(src.expression[:n], driver.expression[index], rest,
+                              options.motion.expression_mode)
+    expression = src.expression[:n] + options.motion.expression_scale * (
+        expression - src.expression[:n])
+    if options.motion.pose_mode in ("relative", "absolute"):
+        pose = transfer_pose(src.pose[:n], driver.pose[index], driver.pose[ref],
+                             options.motion.pose_mode)
+    else:  # "off" and the default for a video source: the source's own head motion
+        pose = src.pose[:n].astype(np.float64)
+    t0 = time.perf_counter()
+    size = (0, 0)
+    written = 0
+    paste: PasteBack | None = None
+    with write_video(output, src.fps, options.encoder, src.time_base, audio,
+                     options.overwrite) as writer, \
+            log.progress("rendering", n) as bar:
+        for t, (pts, frame) in enumerate(VideoReader(source_path).frames()):
+            if t >= n:
+                break
+            out = frame
+            if src.found[t]:
+                out = _drive_frame(model, renderer, src, t, frame, pose[t], expression[t],
+                                   options, paste)
+                paste = out[1] if out[1] is not None else paste
+                out = out[0]
+            if options.output_size is not None:
+                out = cv2.resize(out, options.output_size, interpolation=cv2.INTER_AREA)
+            size = (out.shape[1], out.shape[0])
+            writer.write(out, int(pts))
+            written += 1
+            bar.advance(1)
+    seconds["render"] = time.perf_counter() - t0
+    return written, src.fps, size
+
+
+def _drive_frame(model, renderer, src, t: int, frame: np.ndarray, pose: np.ndarray,
+                 expression: np.ndarray, options, paste: PasteBack | None
+                 ) -> tuple[np.ndarray, PasteBack | None]:
+    """Source frame `t` with the driven `pose` and `expression`, pasted back (or the crop)."""
+    landmarks = src.landmarks[t]
+    box = face_crop_box(landmarks, options.source.crop_scale, options.source.res)
+    face = SourceFace(image=frame, box=box, landmarks=landmarks,
+                      scores=np.zeros(N_BLENDSHAPES, np.float32), identity=src.identity,
+                      identity_detail=src.identity_detail, pose=src.pose[t],
+                      expression=src.expression[t])
+    prepared = renderer.prepare(box.cut(frame), crop_motion(model, face, box, face.pose[None],
+                                                             face.expression[None]))
+    head = head_similarity(model, face.pose, pose[None])
+    target = crop_motion(model, face, box, pose[None], expression[None], head=head)
+    crop = renderer.render(prepared, target)[0]
+    if not options.paste_back:
+        return crop, paste
+    region = HeadRegion.of(model, face.pose)
+    paste = (PasteBack(frame, box, region) if paste is None
+             else paste.over(frame, box, region))
+    return paste(crop, head[0]), paste

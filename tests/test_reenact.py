@@ -556,8 +556,15 @@ def test_a_video_source_keeps_its_motion_timing_and_audio_and_takes_the_mouth(
     driver = _talking_astronaut(tmp_path / "talk.mp4", 24)
     source = media["drive"]  # the astronaut moved rigidly, 20 frames at 30000/1001, with audio
     out = tmp_path / "out.mp4"
-    result = f2f("reenact", "-s", str(source), "-d", str(driver), "-o", str(out), "--json")
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    result = f2f("reenact", "-s", str(source), "-d", str(driver), "-o", str(out), "--json",
+                 *cache)
     assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["source_cache_hit"] is False
+    again = f2f("reenact", "-s", str(source), "-d", str(driver), "-o", str(tmp_path / "b.mp4"),
+                "--json", *cache)
+    assert json.loads(again.stdout)["source_cache_hit"] is True  # the source's track, kept
+    assert (tmp_path / "b.mp4").read_bytes() == out.read_bytes()
     src, made = VideoReader(source).read_all(), VideoReader(out).read_all()
     assert VideoReader(out).info.fps == FPS and np.array_equal(src.pts, made.pts)
     assert audio_packets(out) == audio_packets(source)  # the source's own sound

@@ -454,8 +454,8 @@ def _reenact_from_video(source_path: Path, driving: Path, output: Path,
         f" ({weights})" if weights else " (training-free; no neural weights given)"))
     audio = _audio_source(options.audio, driving, driver_kind, source_video=source_path)
     renderer = resources.renderer(renderer_name, weights, options)
-    frames, fps, size = reenact_video_source(source_path, track, output, options, log,
-                                             resources, renderer, audio, seconds)
-    return ReenactResult(output, frames, fps, renderer_name, False, 0, frames,
+    frames, fps, size, cache_hit = reenact_video_source(source_path, track, output, options,
+                                                        log, resources, renderer, audio, seconds)
+    return ReenactResult(output, frames, fps, renderer_name, cache_hit, 0, frames,
                          None if audio is None else str(audio),
                          time.perf_counter() - started, seconds, size)

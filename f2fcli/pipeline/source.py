@@ -24,7 +24,7 @@ from ..tracking.detector import FaceDetector
 from ..tracking.face_model import N_IDENTITY, FaceModel, transform_points
 from ..tracking.fitting import fit_image
 from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
-from ..tracking.track import Track
+from ..tracking.track import Track, load_track
 from ..tracking.tracker import FaceSelection, choose_confirmed, confirmed_faces, detect_faces
 from ..tracking.video_track import model_hashes
 from .crop import CropBox, face_crop_box
@@ -160,20 +160,28 @@ class SourceCache:
             save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp),
                       metadata={"f2f": json.dumps(meta)})
 
-    def entries(self) -> list[CacheEntry]:
+    def track_path(self, key: str) -> Path:
+        """Where a source video's track is kept (`video_source`)."""
+        return self.directory / f"{key}.track.npz"
+
+    def _files(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
+        return sorted([*self.directory.glob("*.safetensors"), *self.directory.glob("*.track.npz")])
+
+    def entries(self) -> list[CacheEntry]:
         found = []
-        for path in sorted(self.directory.glob("*.safetensors")):
+        for path in self._files():
             try:
-                source = _read_meta(path).get("source", "?")
+                source = (_read_meta(path).get("source", "?") if path.suffix == ".safetensors"
+                          else load_track(path).meta.get("source_video", "?"))
             except Exception:  # noqa: BLE001 - list damaged entries too, so they can be cleared
                 source = "(damaged)"
             found.append(CacheEntry(path, source, path.stat().st_size))
         return found
 
     def clear(self) -> int:
-        entries = list(self.directory.glob("*.safetensors")) if self.directory.is_dir() else []
+        entries = self._files()
         for path in entries:
             path.unlink(missing_ok=True)
         return len(entries)

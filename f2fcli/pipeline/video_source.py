@@ -24,17 +24,20 @@ import cv2
 import numpy as np
 
 from ..choices import DriverEnd
-from ..errors import InputError
+from ..dirs import default_cache_dir
+from ..errors import F2FError, InputError
+from ..io.digest import file_sha256
 from ..io.video import VideoReader
 from ..io.writer import write_video
 from ..tracking.channels import N_BLENDSHAPES
+from ..tracking.track import Track, load_track, save_track
 from ..tracking.video_track import TrackOptions, track_video
 from .crop import face_crop_box
 from .head import HeadRegion, head_similarity
 from .motion import reference_frame
 from .paste import PasteBack
 from .renderer import crop_motion
-from .source import SourceFace
+from .source import SourceCache, SourceFace
 from .transfer import rest_levels, transfer_pose, transfer_rig
 
 
@@ -62,17 +65,14 @@ def _times(pts: np.ndarray, time_base: Fraction) -> np.ndarray:
 
 def reenact_video_source(source_path: Path, driver, output: Path, options: Any, log: Any,
                          resources: Any, renderer: Any, audio: Path | None,
-                         seconds: dict[str, float]) -> tuple[int, Fraction, tuple[int, int]]:
+                         seconds: dict[str, float]
+                         ) -> tuple[int, Fraction, tuple[int, int], bool]:
     """Render `source_path` (a video) driven by `driver` (a `Track`) into `output`.
-    Returns (frames written, fps, output size)."""
+    Returns (frames written, fps, output size, whether the source's track was cached)."""
     t0 = time.perf_counter()
-    reader = VideoReader(source_path)
-    with log.progress("tracking source", reader.info.frame_count) as bar:
-        src, _stats = track_video(source_path,
-                                  TrackOptions(selection=options.source.selection),
-                                  bar.advance, reader=reader)
-    seconds["source"] = time.perf_counter() - t0
     model = resources.model
+    src, cache_hit = source_track(source_path, options, model, log)
+    seconds["source"] = time.perf_counter() - t0
     n = len(src)
     index = driver_frames(_times(src.pts, src.time_base), _times(driver.pts, driver.time_base),
                           options.driver_end)
@@ -120,7 +120,38 @@ def reenact_video_source(source_path: Path, driver, output: Path, options: Any, 
             written += 1
             bar.advance(1)
     seconds["render"] = time.perf_counter() - t0
-    return written, src.fps, size
+    return written, src.fps, size, cache_hit
+
+
+def source_track(path: Path, options: Any, model: Any, log: Any) -> tuple[Track, bool]:
+    """The source video's track, from the source cache when it holds one (keyed like a photo's
+    analysis: the file's content, the face choice, the models); a cache that cannot be used
+    is passed by with a warning."""
+    cache = SourceCache(options.cache_dir or default_cache_dir()) if options.use_cache else None
+    where = None
+    if cache is not None:
+        key = cache.key(file_sha256(path), options.source,
+                        {"face_model": model.fingerprint(), "kind": "video track"})
+        where = cache.track_path(key)
+        if where.is_file():
+            try:
+                track = load_track(where)
+                log.debug(f"source cache hit: {where}")
+                return track, True
+            except InputError:
+                where.unlink(missing_ok=True)  # damaged: rebuilt
+    reader = VideoReader(path)
+    with log.progress("tracking source", reader.info.frame_count) as bar:
+        track, _stats = track_video(path, TrackOptions(selection=options.source.selection),
+                                    bar.advance, reader=reader)
+    if where is not None:
+        try:
+            where.parent.mkdir(parents=True, exist_ok=True)
+            save_track(track, where, overwrite=True)
+        except (OSError, F2FError) as exc:
+            log.info(f"warning: source cache {where.parent} unusable ({exc}); the track is "
+                     "not kept")
+    return track, False
 
 
 def _drive_frame(model, renderer, src, t: int, frame: np.ndarray, pose: np.ndarray,

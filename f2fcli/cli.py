@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -113,8 +114,9 @@ def _fail(ctx: click.Context, message: str, code: int) -> None:
 _FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
+@lru_cache(maxsize=1)
 def _option_flags(command: click.Command) -> dict[str, str]:
-    """Every option's name -> its long flag, over the whole command tree."""
+    """Every option's name -> its long flag, over the whole command tree (built once)."""
     flags: dict[str, str] = {}
     stack = [command]
     while stack:
@@ -368,11 +370,6 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return encoder_options(func)
 
 
-def _flag(field: str) -> str:
-    """The command-line flag of an options field (`expression_mode` -> `--expression-mode`)."""
-    return "--" + field.replace("_", "-")
-
-
 def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
     """ReenactOptions from the CLI's (or a batch row's) parameter values."""
     from .io.writer import EncoderSettings
@@ -391,7 +388,7 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
                                residual=not params["no_residual"],
                                pose_sigma=float(params["pose_smoothing"]))
     except ChoiceError as exc:  # a batch row's value (the command line's are checked by click)
-        raise click.BadParameter(str(exc), param_hint=_flag(exc.field)) from exc
+        raise click.BadParameter(str(exc), param_hint=as_flags(f"`{exc.field}`")) from exc
     return ReenactOptions(
         source=SourceOptions(crop_scale=float(params["crop_scale"]), res=int(params["res"]),
                              selection=FaceSelection(index=int(params["face_index"]), box=box)),

@@ -7,8 +7,18 @@ needs and gives the caller's settings back when it returns, also on errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+
+@contextmanager
+def _scoped(get: Callable[[], int], put: Callable[[int], None], count: int) -> Iterator[None]:
+    previous = get()
+    put(count)
+    try:
+        yield
+    finally:
+        put(previous)
 
 
 @contextmanager
@@ -16,12 +26,8 @@ def opencv_threads(count: int) -> Iterator[None]:
     """OpenCV's thread count set to `count` inside the block."""
     import cv2
 
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(count)
-    try:
+    with _scoped(cv2.getNumThreads, cv2.setNumThreads, count):
         yield
-    finally:
-        cv2.setNumThreads(previous)
 
 
 @contextmanager
@@ -32,9 +38,5 @@ def torch_threads(count: int | None) -> Iterator[None]:
         return
     import torch
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
+    with _scoped(torch.get_num_threads, torch.set_num_threads, count):
         yield
-    finally:
-        torch.set_num_threads(previous)

@@ -148,19 +148,9 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
     reference = reference_frame(track, options.ref_frame, source.landmarks)
     ref = reference.frame
     n = len(track)
-    # A still driver (an expression photo) has no motion to transfer, only an expression: the
-    # source takes it as it is (its own expression is the reference). A video's changes are
-    # taken from its exact reference frame, else from each channel's rest level.
     still_driver = bool(track.meta.get("still"))
-    if still_driver:
-        rest = source.expression
-    elif reference.exact:
-        rest = track.expression[ref]
-    else:
-        rest = rest_levels(track.expression, track.found)
-    expression = transfer_rig(source.expression, track.expression, rest,
-                              options.expression_mode)
-    expression = source.expression + options.expression_scale * (expression - source.expression)
+    expression = driven_expression(source.expression, track.expression,
+                                   expression_rest(track, reference, source.expression), options)
     still = np.broadcast_to(source.pose, (n, 6))
     pose_mode = options.pose_mode or "relative"
     if pose_mode == "off" or options.region in ("expression", "eyes", "lips"):
@@ -170,10 +160,7 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
         pose = transfer_pose(source.pose, track.pose, track.pose[ref], mode)
         if options.pose_sigma > 0 and n > 2:
             pose = steady_pose(pose, options.pose_sigma)
-    moving = {"eyes": _EYE_CHANNELS, "lips": _LIP_CHANNELS,
-              "pose": np.zeros(N_EXPRESSION, bool)}.get(options.region,
-                                                        np.ones(N_EXPRESSION, bool))
-    expression[:, ~moving] = source.expression[~moving]
+    moving = moving_channels(options.region)
     gaze = np.zeros((n, 2, 2))
     response = nominal_response(source.landmarks) if iris_response is None else iris_response
     if moving[_EYE_CHANNELS].any():
@@ -207,6 +194,38 @@ def drive(source: SourceFace, track: Track, model: FaceModel,
     pose = pose.astype(np.float64)
     return DrivenMotion(pose, expression.astype(np.float64), gaze, ref,
                         head_similarity(model, source.pose, pose), offset)
+
+
+def expression_rest(track: Track, reference: Reference, source_expression: np.ndarray
+                    ) -> np.ndarray:
+    """What the driver's changes of expression are taken from. A still driver (an expression
+    photo) has no motion, only an expression: the source takes it as it is (its own
+    expression is the reference). A video's changes are taken from its exact reference frame,
+    else from each channel's rest level (`transfer.rest_levels`)."""
+    if track.meta.get("still"):
+        return source_expression
+    if reference.exact:
+        return track.expression[reference.frame]
+    return rest_levels(track.expression, track.found)
+
+
+def moving_channels(region: Region) -> np.ndarray:
+    """(51,) bool: the expression channels that follow the driver in `region`."""
+    return {"eyes": _EYE_CHANNELS, "lips": _LIP_CHANNELS,
+            "pose": np.zeros(N_EXPRESSION, bool)}.get(region, np.ones(N_EXPRESSION, bool))
+
+
+def driven_expression(source_expression: np.ndarray, driver_expression: np.ndarray,
+                      rest: np.ndarray, options: MotionOptions) -> np.ndarray:
+    """Rig coefficients (N, 51): the driver's (N, 51) change from `rest` on the source's own
+    (51,) or (N, 51) expression, scaled, in the channels `options.region` moves."""
+    source = np.broadcast_to(np.asarray(source_expression, np.float64),
+                             np.shape(driver_expression))
+    expression = transfer_rig(source, driver_expression, rest, options.expression_mode)
+    expression = source + options.expression_scale * (expression - source)
+    still = ~moving_channels(options.region)
+    expression[:, still] = source[:, still]
+    return expression
 
 
 def steady_pose(pose: np.ndarray, sigma_max: float, bias_px: float = 0.05,

@@ -141,10 +141,15 @@ class SourceLandmarkModel:
         return np.concatenate(out, 1)
 
 
+def _readable(track: Track) -> np.ndarray:
+    """(N,) bool: the driver frames with a face and all its landmarks."""
+    return track.found & np.all(np.isfinite(track.landmarks), axis=(1, 2))
+
+
 def driver_scores(track: Track, blendshapes: BlendshapeModel,
                   options: RetargetOptions) -> np.ndarray:
     """The driver's 51 ARKit scores per frame, missing frames filled, lightly smoothed."""
-    ok = track.found & np.all(np.isfinite(track.landmarks), axis=(1, 2))
+    ok = _readable(track)
     scores = np.zeros((len(track), N_EXPRESSION))
     frames = np.flatnonzero(ok)
     for b in frame_blocks(len(frames), 1024):  # blocks: no copy of a long video's landmarks
@@ -286,13 +291,12 @@ def retarget(model: FaceModel, source, track: Track, driven: Driven,
     solver = Retargeter(lm, blendshapes, driven.free)
     b_src = solver.scores(source.expression[None], np.zeros((1, N_GAZE)), source.pose[None])[0]
     b_drv = driver_scores(track, blendshapes, options)
-    found = track.found & np.all(np.isfinite(track.landmarks), axis=(1, 2))
     if driven.still:
         b_ref = b_src
     elif driven.ref is not None:
         b_ref = b_drv[driven.ref]
     else:
-        b_ref = rest_levels(b_drv, found)
+        b_ref = rest_levels(b_drv, _readable(track))
     target = transfer_expression(b_src, b_drv, b_ref, driven.mode)
     target = np.clip(b_src + driven.scale * (target - b_src), 0.0, 1.0)
     # The rig reads differently at different expressions (a jaw that barely registers at rest

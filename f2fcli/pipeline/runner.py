@@ -210,6 +210,11 @@ def check_track_model(track: Track, model: FaceModel, path: Path) -> None:
                          "changed model); run `f2f track` on the video again")
 
 
+def _renderer_line(name: str, weights: Path | None) -> str:
+    return f"renderer: {name}" + (f" ({weights})" if weights else
+                                  " (training-free; no neural weights given)")
+
+
 def _audio_source(option: str, driving: Path, kind: DriverKind,
                   source_video: Path | None = None) -> Path | None:
     """The output's audio: `auto` is the source video's (a video source) or the driver's."""
@@ -352,8 +357,7 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
     if driver_kind == "image" and not image_out and options.frames is None:
         log.info(f"warning: {driving} is an image: the video has one frame (`frames` N makes "
                  "a clip of N)")
-    resources.announce(log, f"renderer: {renderer_name}" + (
-        f" ({weights})" if weights else " (training-free; no neural weights given)"))
+    resources.announce(log, _renderer_line(renderer_name, weights))
     if source.faces_seen > 1:
         log.info(f"{source_path}: {source.faces_seen} faces; using face "
                  f"{options.source.selection.index} by size (`face_index`/`face_box` choose)")
@@ -450,8 +454,7 @@ def _reenact_from_video(source_path: Path, driving: Path, output: Path,
     model = resources.model
     if driver_kind == "track":
         check_track_model(track, model, driving)
-    resources.announce(log, f"renderer: {renderer_name}" + (
-        f" ({weights})" if weights else " (training-free; no neural weights given)"))
+    resources.announce(log, _renderer_line(renderer_name, weights))
     audio = _audio_source(options.audio, driving, driver_kind, source_video=source_path)
     renderer = resources.renderer(renderer_name, weights, options)
     frames, fps, size, cache_hit = reenact_video_source(source_path, track, output, options,

@@ -34,11 +34,11 @@ from ..tracking.track import Track, load_track, save_track
 from ..tracking.video_track import TrackOptions, track_video
 from .crop import face_crop_box
 from .head import HeadRegion, head_similarity
-from .motion import reference_frame
+from .motion import driven_expression, expression_rest, reference_frame
 from .paste import PasteBack
 from .renderer import crop_motion
 from .source import SourceCache, SourceFace
-from .transfer import rest_levels, transfer_pose, transfer_rig
+from .transfer import transfer_pose
 
 
 def driver_frames(source_times: np.ndarray, driver_times: np.ndarray,
@@ -63,7 +63,7 @@ def _times(pts: np.ndarray, time_base: Fraction) -> np.ndarray:
     return (pts - pts[0]) * float(time_base)
 
 
-def reenact_video_source(source_path: Path, driver, output: Path, options: Any, log: Any,
+def reenact_video_source(source_path: Path, driver: Track, output: Path, options: Any, log: Any,
                          resources: Any, renderer: Any, audio: Path | None,
                          seconds: dict[str, float]
                          ) -> tuple[int, Fraction, tuple[int, int], bool]:
@@ -81,18 +81,13 @@ def reenact_video_source(source_path: Path, driver, output: Path, options: Any, 
         if n == 0:
             raise InputError(f"{source_path}: the driver ends before the source's first frame")
     index = index[:n]
-    ref = reference_frame(driver, options.motion.ref_frame).frame
-    if driver.meta.get("still"):  # an expression photo: taken as it is, frame by frame
-        rest = src.expression[:n]
-    elif options.motion.ref_frame is not None:
-        rest = driver.expression[ref]
-    else:
-        rest = rest_levels(driver.expression, driver.found)
-    expression = transfer_rig(src.expression[:n], driver.expression[index], rest,
-                              options.motion.expression_mode)
-    expression = src.expression[:n] + options.motion.expression_scale * (
-        expression - src.expression[:n])
-    if options.motion.pose_mode in ("relative", "absolute"):
+    reference = reference_frame(driver, options.motion.ref_frame)
+    ref = reference.frame
+    expression = driven_expression(src.expression[:n], driver.expression[index],
+                                   expression_rest(driver, reference, src.expression[:n]),
+                                   options.motion)
+    if (options.motion.pose_mode in ("relative", "absolute")
+            and options.motion.region in ("all", "pose")):
         pose = transfer_pose(src.pose[:n], driver.pose[index], driver.pose[ref],
                              options.motion.pose_mode)
     else:  # "off" and the default for a video source: the source's own head motion
@@ -109,10 +104,14 @@ def reenact_video_source(source_path: Path, driver, output: Path, options: Any, 
                 break
             out = frame
             if src.found[t]:
-                out = _drive_frame(model, renderer, src, t, frame, pose[t], expression[t],
-                                   options, paste)
-                paste = out[1] if out[1] is not None else paste
-                out = out[0]
+                face, crop, head = _drive_frame(model, renderer, src, t, frame, pose[t],
+                                                expression[t], options)
+                out = crop
+                if options.paste_back:
+                    region = HeadRegion.of(model, face.pose)
+                    paste = (PasteBack(frame, face.box, region) if paste is None
+                             else paste.over(frame, face.box, region))
+                    out = paste(crop, head)
             if options.output_size is not None:
                 out = cv2.resize(out, options.output_size, interpolation=cv2.INTER_AREA)
             size = (out.shape[1], out.shape[0])
@@ -154,10 +153,10 @@ def source_track(path: Path, options: Any, model: Any, log: Any) -> tuple[Track,
     return track, False
 
 
-def _drive_frame(model, renderer, src, t: int, frame: np.ndarray, pose: np.ndarray,
-                 expression: np.ndarray, options, paste: PasteBack | None
-                 ) -> tuple[np.ndarray, PasteBack | None]:
-    """Source frame `t` with the driven `pose` and `expression`, pasted back (or the crop)."""
+def _drive_frame(model, renderer, src: Track, t: int, frame: np.ndarray, pose: np.ndarray,
+                 expression: np.ndarray, options) -> tuple[SourceFace, np.ndarray, np.ndarray]:
+    """Source frame `t` as a source face, its crop rendered with the driven `pose` and
+    `expression`, and the head's similarity (2, 3) for the paste-back."""
     landmarks = src.landmarks[t]
     box = face_crop_box(landmarks, options.source.crop_scale, options.source.res)
     face = SourceFace(image=frame, box=box, landmarks=landmarks,
@@ -168,10 +167,4 @@ def _drive_frame(model, renderer, src, t: int, frame: np.ndarray, pose: np.ndarr
                                                              face.expression[None]))
     head = head_similarity(model, face.pose, pose[None])
     target = crop_motion(model, face, box, pose[None], expression[None], head=head)
-    crop = renderer.render(prepared, target)[0]
-    if not options.paste_back:
-        return crop, paste
-    region = HeadRegion.of(model, face.pose)
-    paste = (PasteBack(frame, box, region) if paste is None
-             else paste.over(frame, box, region))
-    return paste(crop, head[0]), paste
+    return face, renderer.render(prepared, target)[0], head[0]

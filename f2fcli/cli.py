@@ -342,6 +342,14 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Source face when several are visible (0 = largest)."),
         click.option("--face-box", default=None, metavar="X,Y,W,H",
                      help="Source face that best overlaps this box."),
+        click.option("--faces", default=None, metavar="all|N,M",
+                     help="Move these source faces with the driver: all, or numbers counted "
+                          "left to right (`f2f track --list-faces SOURCE` shows them) "
+                          "[default: the one face --face-index/--face-box picks]."),
+        click.option("--face-map", default=None, metavar="N=DRIVER,...",
+                     help="Give source faces drivers of their own, e.g. 0=a.mp4,2=b.mp4 "
+                          "(--driving is then optional); faces without a driver stay as "
+                          "they are."),
         click.option("--batch-size", type=click.IntRange(1, 256), default=8, show_default=True,
                      help="Frames rendered per chunk."),
         click.option("--device", type=click.Choice(DEVICES), default="cpu",
@@ -370,9 +378,11 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return encoder_options(func)
 
 
-def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
-    """ReenactOptions from the CLI's (or a batch row's) parameter values."""
+def build_reenact_options(params: dict[str, Any], base: Path = Path()) -> "ReenactOptions":
+    """ReenactOptions from the CLI's (or a batch row's) parameter values; a face map's
+    relative paths are taken against `base`."""
     from .io.writer import EncoderSettings
+    from .pipeline.faces import parse_face_map, parse_faces
     from .pipeline.motion import MotionOptions
     from .pipeline.runner import ReenactOptions
     from .pipeline.source import SourceOptions
@@ -389,6 +399,11 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
                                pose_sigma=float(params["pose_smoothing"]))
     except ChoiceError as exc:  # a batch row's value (the command line's are checked by click)
         raise click.BadParameter(str(exc), param_hint=as_flags(f"`{exc.field}`")) from exc
+    try:
+        faces = parse_faces(params.get("faces"))
+        face_map = parse_face_map(params.get("face_map"), base)
+    except ValueError as exc:
+        raise click.BadParameter(as_flags(str(exc))) from exc
     return ReenactOptions(
         source=SourceOptions(crop_scale=float(params["crop_scale"]), res=int(params["res"]),
                              selection=FaceSelection(index=int(params["face_index"]), box=box)),
@@ -408,28 +423,36 @@ def build_reenact_options(params: dict[str, Any]) -> "ReenactOptions":
         use_cache=not params["no_cache"],
         frames=params.get("frames"),
         driver_end=params.get("driver_end") or "hold",
+        faces=faces,
+        face_map=face_map,
     )
 
 
 @main.command(short_help="Animate a photo with the motion of a driving video.")
 @click.option("-s", "--source", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Photo (or video) of the person to animate.")
-@click.option("-d", "--driving", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Driving video, an image (its expression), or a track file from `f2f track`.")
+@click.option("-d", "--driving", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Driving video, an image (its expression), or a track file from `f2f track` "
+                   "(required unless --face-map gives the drivers).")
 @click.option("-o", "--out", "--output", "out", type=click.Path(path_type=Path), required=True,
               help="Output video (or a directory with --codec png; an image such as out.png "
                    "with an image driver).")
 @reenact_options
 @output_options
 @click.pass_context
-def reenact(ctx: click.Context, source: Path, driving: Path, out: Path, **params: Any) -> None:
+def reenact(ctx: click.Context, source: Path, driving: Path | None, out: Path,
+            **params: Any) -> None:
     """Animate the face in SOURCE with the head pose and expressions of DRIVING.
 
     The output has the driving video's exact frame rate, frame count and timestamps, and its
-    audio (unless --audio says otherwise).
+    audio (unless --audio says otherwise). A video as SOURCE keeps its own timing, audio and
+    head motion and takes the driver's expressions. Several faces: --faces all, or
+    --face-map 0=a.mp4,1=b.mp4 for a driver each.
     """
     from .pipeline.runner import reenact as run_reenact
 
+    if driving is None and not params.get("face_map"):
+        raise click.UsageError("Missing option '-d' / '--driving' (or --face-map).")
     reporter = _reporter_of(ctx)
     result = run_reenact(source, driving, out, build_reenact_options(params), reporter)
     data = result.to_dict()
@@ -476,7 +499,9 @@ def batch(ctx: click.Context, manifest: Path, skip_existing: bool, shard: str | 
         try:
             for name, value in job.options.items():
                 merged[name] = known[name].type_cast_value(ctx, value)
-            return build_reenact_options(merged)
+            # a row's face map names files beside the manifest, like its other paths
+            return build_reenact_options(merged, manifest.resolve().parent
+                                         if "face_map" in job.options else Path())
         except click.BadParameter as exc:
             raise F2FError(f"job {job.index}: {exc.format_message()}") from exc
 

@@ -583,7 +583,7 @@ def test_a_video_source_keeps_its_motion_timing_and_audio_and_takes_the_mouth(
 
 def test_a_video_source_passes_faceless_frames_and_the_driver_end_rules(
         media: dict[str, Path], tmp_path: Path) -> None:
-    from f2fcli.pipeline.video_source import driver_frames
+    from f2fcli.pipeline.timing import driver_frames
 
     times = np.arange(6) / 2.0  # source frames at 0, 0.5, ... 2.5 s; a driver of 1 s at 2 fps
     driver = np.array([0.0, 0.5])

@@ -19,6 +19,7 @@ fold the map and mirror the head into the place it left.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -81,6 +82,14 @@ class PasteBack:
         """For the head similarity `head` (2, 3): the window (y0, y1, x0, x1) of output pixels
         that do not simply show the source pixel they sit on, and inside it the backward map
         (map_x, map_y) into source pixels and the rendered crop's weight."""
+        window, map_x, map_y, weight, _claim = self._field(head, claims=False)
+        return window, map_x, map_y, weight
+
+    def _field(self, head: np.ndarray, claims: bool
+               ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray,
+                          np.ndarray | None]:
+        """`field`, and with `claims` this face's claim on each pixel of the window
+        (`paste_faces`)."""
         s = self.settings
         h, w = self.image.shape[:2]
         inv = invert_similarity(np.asarray(head, np.float64))
@@ -99,28 +108,50 @@ class PasteBack:
             * feather_line(c[..., 1], box.res, s.feather)
         busy = (carry > 0) | (weight > 0)
         if not busy.any():
-            return (0, 0, 0, 0), *(np.empty((0, 0), np.float32) for _ in range(3))
+            empty = np.empty((0, 0), np.float32)
+            return (0, 0, 0, 0), empty, empty, empty, (empty if claims else None)
         g = max(int(s.grid), 1)
         rows, cols = np.flatnonzero(busy.any(1)), np.flatnonzero(busy.any(0))
         y0, y1 = max((rows[0] - 1) * g, 0), min((rows[-1] + 1) * g + 1, h)
         x0, x1 = max((cols[0] - 1) * g, 0), min((cols[-1] + 1) * g + 1, w)
         # the displacement is interpolated, not the position: remap quantises where it
         # samples to 1/32 of a grid cell, which is far less of the displacement's change
-        stack = np.concatenate([q - self._grid, weight[..., None]], -1).astype(np.float32)
+        layers = [q - self._grid, weight[..., None]]
+        if claims:
+            layers.append(face_claim(np.maximum(carry, weight), rho)[..., None])
+        stack = np.concatenate(layers, -1).astype(np.float32)
         win = (slice(y0, y1), slice(x0, x1))
         full = cv2.remap(stack, self._up[0][win], self._up[1][win], cv2.INTER_LINEAR)
         return ((y0, y1, x0, x1), full[..., 0] + self._pixels[0][win],
-                full[..., 1] + self._pixels[1][win], full[..., 2])
+                full[..., 1] + self._pixels[1][win], full[..., 2],
+                full[..., 3] if claims else None)
 
     def __call__(self, crop: np.ndarray, head: np.ndarray) -> np.ndarray:
         """The output frame for a rendered crop (R, R, 3) and its head similarity (2, 3)."""
-        box = self.box
-        (y0, y1, x0, x1), map_x, map_y, weight = self.field(head)
+        window, map_x, map_y, weight, _claim = self._field(head, claims=False)
         out = self.image.copy()
+        y0, y1, x0, x1 = window
+        if y1 > y0 and x1 > x0:
+            out[y0:y1, x0:x1] = self._draw(crop, map_x, map_y, weight)
+        return out
+
+    def layer(self, crop: np.ndarray, head: np.ndarray
+              ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
+        """This face's part of a picture with several faces (`paste_faces`): the window
+        (y0, y1, x0, x1) its paste-back changes, the one-face output there, and the face's
+        claim on each of its pixels."""
+        window, map_x, map_y, weight, claim = self._field(head, claims=True)
+        y0, y1, x0, x1 = window
         if y1 <= y0 or x1 <= x0:
-            return out
-        out[y0:y1, x0:x1] = cv2.remap(self.image, map_x, map_y, cv2.INTER_LINEAR,
-                                      borderMode=cv2.BORDER_REFLECT101)
+            return window, np.empty((0, 0, 3), np.uint8), np.empty((0, 0), np.float32)
+        return window, self._draw(crop, map_x, map_y, weight), claim
+
+    def _draw(self, crop: np.ndarray, map_x: np.ndarray, map_y: np.ndarray,
+              weight: np.ndarray) -> np.ndarray:
+        """The output pixels of a `field` window: the carried source, the crop blended in."""
+        box = self.box
+        out = cv2.remap(self.image, map_x, map_y, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REFLECT101)
         rows = np.flatnonzero(weight.max(1) > 0)
         cols = np.flatnonzero(weight.max(0) > 0)
         if not len(rows) or not len(cols):
@@ -131,6 +162,42 @@ class PasteBack:
         face = cv2.remap(np.ascontiguousarray(crop), cx, cy, cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE)
         wgt = np.ascontiguousarray(weight[r0:r1, c0:c1])
-        view = out[y0 + r0:y0 + r1, x0 + c0:x0 + c1]
+        view = out[r0:r1, c0:c1]
         view[:] = cv2.blendLinear(face, view, wgt, 1.0 - wgt)
         return out
+
+
+# A face's claim on a pixel falls with this power of its elliptical head radius there: each
+# face's crop also shows its neighbours, unmoved, so where two paste-backs overlap the face
+# whose head the pixel belongs to must win almost outright (at 0.8 of its own head's radius
+# and 2.5 of the other's, the other keeps (0.8 / 2.5)^8 < 1e-4), yet smoothly (no seam).
+CLAIM_POWER = 8.0
+
+
+def face_claim(busy: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """How strongly a face claims pixels where its paste-back weight is `busy` (0 where it
+    leaves the picture as it is) at elliptical head radius `rho`."""
+    return busy * np.maximum(rho, 0.05) ** -CLAIM_POWER
+
+
+def paste_faces(pastes: Sequence[PasteBack], crops: Sequence[np.ndarray],
+                heads: Sequence[np.ndarray]) -> np.ndarray:
+    """The output frame of one picture with several faces, each rendered in its own crop
+    (`pastes` over the same image). Each face's one-face output counts where its claim is
+    (`face_claim`), shared in proportion where claims overlap: where one face alone changes
+    the picture the result is exactly its one-face output, and it blends without seams into
+    its neighbour's."""
+    if len(pastes) == 1:
+        return pastes[0](crops[0], heads[0])
+    base = pastes[0].image
+    change = np.zeros(base.shape, np.float32)
+    total = np.zeros(base.shape[:2], np.float32)
+    for paste, crop, head in zip(pastes, crops, heads):
+        (y0, y1, x0, x1), pixels, claim = paste.layer(crop, head)
+        if y1 <= y0 or x1 <= x0:
+            continue
+        win = (slice(y0, y1), slice(x0, x1))
+        change[win] += claim[..., None] * (pixels.astype(np.float32) - base[win])
+        total[win] += claim
+    out = base.astype(np.float32) + change / np.maximum(total, 1e-30)[..., None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

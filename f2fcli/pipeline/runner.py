@@ -35,12 +35,15 @@ from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
 from ..tracking.track import Track, load_track
 from ..tracking.video_track import TrackOptions, track_video
 from .crop import CropBox
+from .faces import (FaceChoice, FaceMap, check_drivers, drivers_named, face_drivers, main_driver,
+                    several)
 from .head import HeadRegion
-from .motion import MotionOptions, drive
-from .paste import PasteBack
+from .motion import DrivenMotion, MotionOptions, drive
+from .paste import PasteBack, paste_faces
 from .renderer import (FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion, iris_response,
                        observer)
-from .source import SourceCache, SourceFace, SourceOptions, load_source, still_track
+from .source import SourceCache, SourceFace, SourceOptions, load_faces, load_source, still_track
+from .timing import driver_frames, seconds_from_start
 from .video_source import reenact_video_source
 
 # Face size (px) in the crops retargeting renders to read back: the landmarker sees a face
@@ -93,6 +96,8 @@ class ReenactOptions:
     use_cache: bool = True
     frames: int | None = None  # an image driver's clip length (None: one frame)
     driver_end: DriverEnd = "hold"
+    faces: FaceChoice = None  # the faces `driving` moves, by number; None: the one selected
+    face_map: FaceMap = ()  # faces with drivers of their own: (number, driver) pairs
 
 
 @dataclass
@@ -108,6 +113,7 @@ class ReenactResult:
     wall_seconds: float  # less than the steps' sum: some of them overlap
     seconds: dict[str, float] = field(default_factory=dict)
     size: tuple[int, int] = (0, 0)  # the output's width and height
+    faces: list[dict] | None = None  # per face moved, when faces were named (`faces`)
 
     def to_dict(self) -> dict[str, object]:
         total = self.wall_seconds
@@ -118,7 +124,8 @@ class ReenactResult:
                 "ref_frame": self.ref_frame, "driver_faces_found": self.faces_found,
                 "filled_frames": self.frames - self.faces_found, "audio": self.audio,
                 "throughput_fps": round(self.frames / total, 2) if total else None,
-                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                **({"faces": self.faces} if self.faces is not None else {})}
 
 
 class _BackgroundEncoder:
@@ -162,8 +169,8 @@ class _BackgroundEncoder:
                 self._error = exc
 
     def put(self, frames: np.ndarray, pts: np.ndarray, heads: np.ndarray) -> None:
-        """Rendered crops (N, R, R, 3), their timestamps (N,) and head similarities
-        (N, 2, 3)."""
+        """Rendered crops (N, F, R, R, 3) of F faces, the frames' timestamps (N,) and the
+        heads' similarities (N, F, 2, 3)."""
         if self._error is not None:
             raise self._error
         self._queue.put((frames, pts, heads))
@@ -301,10 +308,12 @@ def _probe_view(renderer: FaceRenderer, prepared: object, model: FaceModel,
                                         source.expression[None])), small
 
 
-def reenact(source_path: Path, driving: Path, output: Path,
+def reenact(source_path: Path, driving: Path | None, output: Path,
             options: ReenactOptions = ReenactOptions(), log: Progress | None = None,
             resources: Resources | None = None) -> ReenactResult:
-    """Animate the face in `source_path` with the motion of `driving` into `output`.
+    """Animate the face in `source_path` with the motion of `driving` into `output` (or the
+    faces `options.faces` and `options.face_map` name, see `faces`; `driving` may then be
+    None).
 
     OpenCV runs single-threaded during the call (the decoder, the source analysis and the
     encoder already keep the cores busy); the caller's setting is restored afterwards."""
@@ -312,14 +321,46 @@ def reenact(source_path: Path, driving: Path, output: Path,
         return _reenact(source_path, driving, output, options, log, resources)
 
 
-def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOptions,
+@dataclass
+class _Face:
+    """One source face on its way to the output: its driver, the driver frame shown at each
+    output frame, and what rendering it needs."""
+
+    number: int | None  # left-to-right number; None: the one face the selection picked
+    source: SourceFace
+    driving: Path
+    track: Track
+    index: np.ndarray
+    prepared: object = None
+    motion: DrivenMotion | None = None
+    paste: PasteBack | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        lo = self.source.landmarks[:kp.N_MESH, :2].min(0)
+        hi = self.source.landmarks[:kp.N_MESH, :2].max(0)
+        return {"face": self.number, "driving": str(self.driving),
+                "box": [round(float(v), 1) for v in (*lo, *(hi - lo))],
+                "ref_frame": None if self.motion is None else self.motion.ref_frame,
+                "driver_faces_found": int(self.track.found.sum())}
+
+
+def _check_request(driving: Path | None, output: Path, options: ReenactOptions) -> None:
+    if several(options.faces, options.face_map) and not options.paste_back:
+        raise InputError("several faces are pasted into one picture: `paste_back` cannot be "
+                         "turned off with `faces` or `face_map`")
+    check_drivers(driving, options.faces, options.face_map)
+
+
+def _reenact(source_path: Path, driving: Path | None, output: Path, options: ReenactOptions,
              log: Progress | None, resources: Resources | None) -> ReenactResult:
     log = log or _Silent()
     resources = resources or Resources()
+    _check_request(driving, output, options)
     if is_video_source(source_path):
         return _reenact_from_video(source_path, driving, output, options, log, resources)
+    drivers = drivers_named(driving, options.face_map)
     image_out = is_image_path(output)
-    if image_out and not is_image_path(driving):
+    if image_out and not all(is_image_path(path) for path in drivers):
         raise InputError(f"{output}: an image output needs an image as the driver (a video "
                          "driver makes a video: give the output a video suffix)")
     if image_out and options.frames not in (None, 1):
@@ -332,68 +373,68 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
     renderer_name, weights = choose_renderer(options.renderer, options.weights)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
+    every = several(options.faces, options.face_map)
 
     cache = (SourceCache(options.cache_dir or default_cache_dir()) if options.use_cache else None)
 
-    def source_job() -> tuple[SourceFace, bool]:
+    def source_job() -> tuple[list[SourceFace], bool]:
         t0 = time.perf_counter()
-        found = load_source(source_path, options.source, resources.model, cache, log.debug,
-                            lambda message: log.info(f"warning: {message}"))
+        args = (source_path, options.source, resources.model, cache, log.debug,
+                lambda message: log.info(f"warning: {message}"))
+        if every:
+            found = load_faces(*args)
+        else:
+            one, hit = load_source(*args)
+            found = ([one], hit)
         seconds["source"] = time.perf_counter() - t0
         return found
 
     # The source analysis (and the face model it builds) runs on the second core while the
-    # driver is decoded and tracked; the driver's fit finds the model built by then.
+    # drivers are decoded and tracked; the drivers' fit finds the model built by then.
     with ThreadPoolExecutor(1, thread_name_prefix="f2f-source") as pool:
         pending = pool.submit(source_job)
         t0 = time.perf_counter()
-        track, driver_kind = load_driver(driving, options.driver, log, resources,
-                                         options.frames or 1)
+        tracks = {path: load_driver(path, options.driver, log, resources, options.frames or 1)
+                  for path in drivers}
         seconds["driver_tracking"] = time.perf_counter() - t0
-        source, cache_hit = pending.result()
+        sources, cache_hit = pending.result()
     model = resources.model
-    if driver_kind == "track":
-        check_track_model(track, model, driving)
+    main = main_driver(driving, options.face_map)
+    track, driver_kind = tracks[main]
+    for path, (each, kind) in tracks.items():
+        if kind == "track":
+            check_track_model(each, model, path)
     if driver_kind == "image" and not image_out and options.frames is None:
-        log.info(f"warning: {driving} is an image: the video has one frame (`frames` N makes "
+        log.info(f"warning: {main} is an image: the video has one frame (`frames` N makes "
                  "a clip of N)")
+    faces = _faces_to_move(source_path, sources, driving, tracks, main, options, log)
     resources.announce(log, _renderer_line(renderer_name, weights))
-    if source.faces_seen > 1:
-        log.info(f"{source_path}: {source.faces_seen} faces; using face "
-                 f"{options.source.selection.index} by size (`face_index`/`face_box` choose)")
-    audio = _audio_source(options.audio, driving, driver_kind)
+    audio = _audio_source(options.audio, main, driver_kind)
     if options.audio in ("auto", "driving") and driver_kind != "video" and not image_out:
-        log.info(f"{driving}: a {'track file' if driver_kind == 'track' else 'still image'} "
+        log.info(f"{main}: a {'track file' if driver_kind == 'track' else 'still image'} "
                  "has no audio; the output is silent (`audio` PATH adds a sound track)")
 
     t0 = time.perf_counter()
     renderer = resources.renderer(renderer_name, weights, options)
-    box = source.box
-    crop = source.crop()
-    prepared = renderer.prepare(crop, crop_motion(model, source, box, source.pose[None],
-                                                  source.expression[None]))
-    region = HeadRegion.of(model, source.pose)
-    paste = PasteBack(source.image, box, region) if options.paste_back else None
+    for face in faces:
+        face.prepared = renderer.prepare(face.source.crop(), crop_motion(
+            model, face.source, face.source.box, face.source.pose[None],
+            face.source.expression[None]))
+        if options.paste_back:
+            face.paste = PasteBack(face.source.image, face.source.box,
+                                   HeadRegion.of(model, face.source.pose))
     seconds["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    iris, observe = None, None
-    if options.motion.retarget:
-        probe, probe_box = _probe_view(renderer, prepared, model, source)
-        observe = observer(renderer, probe, model, source, probe_box, resources.landmarker)
-        iris = iris_response(observe, source)
-    try:
-        # a third of a run on a small CPU: a bar that shows it is alive (no count to give)
-        with log.progress("transferring the motion", None):
-            motion = drive(source, track, model, options.motion, resources.blendshapes, iris,
-                           observe, renderer.readback_stride)
-    except ValueError as exc:
-        raise F2FError(str(exc)) from exc
+    for face in faces:
+        face.motion = _face_motion(face, renderer, options, resources, log, len(faces) > 1)
     seconds["motion"] = time.perf_counter() - t0
 
-    def finish(frame: np.ndarray, head: np.ndarray) -> np.ndarray:
-        if paste is not None:
-            frame = paste(frame, head)
+    def finish(crops: np.ndarray, heads: np.ndarray) -> np.ndarray:
+        if options.paste_back:
+            frame = paste_faces([face.paste for face in faces], crops, heads)
+        else:
+            frame = crops[0]
         if options.output_size is not None:
             frame = cv2.resize(frame, options.output_size, interpolation=cv2.INTER_AREA)
         return frame
@@ -407,20 +448,79 @@ def _reenact(source_path: Path, driving: Path, output: Path, options: ReenactOpt
         with log.progress("rendering", len(track)) as bar:
             for part in frame_blocks(len(track), options.batch_size):
                 t0 = time.perf_counter()
-                target = crop_motion(model, source, box, motion.pose[part],
-                                     motion.expression[part], motion.gaze[part],
-                                     None if motion.offset is None else motion.offset[part],
-                                     motion.head[part])
-                frames = renderer.render(prepared, target)
+                crops, heads = zip(*(_render_face(face, part, renderer, model)
+                                     for face in faces))
                 render_s += time.perf_counter() - t0
-                encoder.put(frames, track.pts[part], motion.head[part])
+                encoder.put(np.stack(crops, 1), track.pts[part], np.stack(heads, 1))
                 bar.advance(part.stop - part.start)
     seconds["render"] = render_s
     seconds["encode_wait"] = time.perf_counter() - t_start - render_s
+    first = faces[0]
     return ReenactResult(output, len(track), track.fps, renderer_name, cache_hit,
-                         motion.ref_frame, int(track.found.sum()),
+                         first.motion.ref_frame, int(first.track.found.sum()),
                          None if audio is None else str(audio),
-                         time.perf_counter() - started, seconds, encoder.size)
+                         time.perf_counter() - started, seconds, encoder.size,
+                         [face.to_dict() for face in faces] if every else None)
+
+
+def _faces_to_move(source_path: Path, sources: list[SourceFace], driving: Path | None,
+                   tracks: dict[Path, tuple[Track, DriverKind]], main: Path,
+                   options: ReenactOptions, log: Progress) -> list[_Face]:
+    """The source faces that move, each with its driver sampled on the main driver's
+    frames (by time; see `video_source.driver_frames`)."""
+    timeline, _ = tracks[main]
+    if not several(options.faces, options.face_map):
+        source = sources[0]
+        if source.faces_seen > 1:
+            log.info(f"{source_path}: {source.faces_seen} faces; using face "
+                     f"{options.source.selection.index} by size (`face_index`/`face_box` "
+                     "choose; `faces` all moves every one)")
+        return [_Face(None, source, main, timeline, np.arange(len(timeline)))]
+    assigned = face_drivers(len(sources), driving, options.faces, options.face_map,
+                            str(source_path))
+    log.info(f"{source_path}: {len(sources)} faces; moving " + ", ".join(
+        f"{n} ({path.name})" for n, path in assigned.items()))
+    # the output has the main driver's length: the others hold or loop at their end
+    end = "hold" if options.driver_end == "stop" else options.driver_end
+    moved = []
+    for number, path in assigned.items():
+        track = tracks[path][0]
+        index = (np.arange(len(timeline)) if path == main else
+                 driver_frames(seconds_from_start(timeline), seconds_from_start(track), end))
+        moved.append(_Face(number, sources[number], path, track, index))
+    return moved
+
+
+def _face_motion(face: _Face, renderer: FaceRenderer, options: ReenactOptions,
+                 resources: Resources, log: Progress, numbered: bool) -> DrivenMotion:
+    """The driven motion of one face over its driver's frames (retargeted against what the
+    renderer draws for this face)."""
+    model = resources.model
+    iris, observe = None, None
+    if options.motion.retarget:
+        probe, probe_box = _probe_view(renderer, face.prepared, model, face.source)
+        observe = observer(renderer, probe, model, face.source, probe_box,
+                           resources.landmarker)
+        iris = iris_response(observe, face.source)
+    what = f"transferring the motion (face {face.number})" if numbered else \
+        "transferring the motion"
+    try:
+        # a third of a run on a small CPU: a bar that shows it is alive (no count to give)
+        with log.progress(what, None):
+            return drive(face.source, face.track, model, options.motion, resources.blendshapes,
+                         iris, observe, renderer.readback_stride)
+    except ValueError as exc:
+        raise F2FError(str(exc)) from exc
+
+
+def _render_face(face: _Face, part: slice, renderer: FaceRenderer, model: FaceModel
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """One face's crops for output frames `part`, and their head similarities."""
+    motion, at = face.motion, face.index[part]
+    target = crop_motion(model, face.source, face.source.box, motion.pose[at],
+                         motion.expression[at], motion.gaze[at],
+                         None if motion.offset is None else motion.offset[at], motion.head[at])
+    return renderer.render(face.prepared, target), motion.head[at]
 
 
 def is_video_source(path: Path) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -20,10 +20,10 @@ from ..io.digest import file_sha256
 from ..io.image import read_image
 from ..tracking import keypoints as kp
 from ..tracking.channels import N_BLENDSHAPES, N_EXPRESSION
-from ..tracking.detector import FaceDetector
+from ..tracking.detector import FaceDetection, FaceDetector
 from ..tracking.face_model import N_IDENTITY, FaceModel, transform_points
 from ..tracking.fitting import fit_image
-from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
+from ..tracking.landmarks import BlendshapeModel, FaceLandmarker, FaceLandmarks
 from ..tracking.track import Track, load_track
 from ..tracking.tracker import FaceSelection, choose_confirmed, confirmed_faces, detect_faces
 from ..tracking.video_track import model_hashes
@@ -80,6 +80,30 @@ def _box_text(box: tuple[float, ...]) -> str:
 def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
                    name: str = "source") -> SourceFace:
     """Detect, landmark and fit the chosen face of a still image."""
+    confirmed = _confirmed(image, options, name)
+    box = options.selection.box
+    landmarks = choose_confirmed(confirmed, options.selection)
+    if landmarks is None and box is not None:
+        raise InputError(f"{name}: no face in the box {_box_text(box)} (`face_box` X,Y,W,H is "
+                         f"drawn around the face; {len(confirmed)} found elsewhere)")
+    if landmarks is None:
+        raise InputError(f"{name}: no face found (found {len(confirmed)}, asked for index "
+                         f"{options.selection.index})")
+    return _fitted(image, landmarks, options, model, len(confirmed))
+
+
+def analyse_faces(image: np.ndarray, options: SourceOptions, model: FaceModel,
+                  name: str = "source") -> list[SourceFace]:
+    """Every face of a still image, fitted one by one and numbered left to right (by the
+    centre of their landmarks), as `--faces` and `--face-map` count them."""
+    confirmed = _confirmed(image, replace(options, selection=FaceSelection()), name)
+    order = sorted(confirmed, key=lambda found: float(found[1].points[:, 0].mean()))
+    return [_fitted(image, landmarks, options, model, len(order)) for _, landmarks in order]
+
+
+def _confirmed(image: np.ndarray, options: SourceOptions, name: str
+               ) -> list[tuple[FaceDetection, FaceLandmarks]]:
+    """The faces of a still image whose landmarks were found (see `confirmed_faces`)."""
     faces = detect_faces(FaceDetector(threads=options.threads), image, options.selection,
                          grids=(2, 3))
     box = options.selection.box
@@ -92,13 +116,11 @@ def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
     confirmed = confirmed_faces(faces, image, FaceLandmarker(threads=options.threads))
     if not confirmed:
         raise InputError(f"{name}: a face was detected but its landmarks could not be found")
-    landmarks = choose_confirmed(confirmed, options.selection)
-    if landmarks is None and box is not None:
-        raise InputError(f"{name}: no face in the box {_box_text(box)} (`face_box` X,Y,W,H is "
-                         f"drawn around the face; {len(confirmed)} found elsewhere)")
-    if landmarks is None:
-        raise InputError(f"{name}: no face found (found {len(confirmed)}, asked for index "
-                         f"{options.selection.index})")
+    return confirmed
+
+
+def _fitted(image: np.ndarray, landmarks: FaceLandmarks, options: SourceOptions,
+            model: FaceModel, faces_seen: int) -> SourceFace:
     scores = BlendshapeModel(threads=options.threads)(landmarks.points)
     fit = fit_image(model, landmarks.points, scores)
     return SourceFace(
@@ -110,7 +132,7 @@ def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
         identity_detail=fit.identity.detail.astype(np.float32),
         pose=fit.hp[0].astype(np.float32),
         expression=fit.expression[0].astype(np.float32),
-        faces_seen=len(confirmed),
+        faces_seen=faces_seen,
     )
 
 
@@ -199,46 +221,81 @@ def load_source(path: Path, options: SourceOptions, model: FaceModel, cache: Sou
 
     A damaged cache entry is rebuilt; a cache that cannot be read or written (a file in the
     way, no permission, a full disk) is passed by with a `warn`ing: the run goes on without."""
+    faces, hit = _load(path, options, model, cache, log, warn, every=False)
+    return faces[0], hit
+
+
+def load_faces(path: Path, options: SourceOptions, model: FaceModel, cache: SourceCache | None,
+               log: Callable[[str], None] = lambda m: None,
+               warn: Callable[[str], None] = lambda m: None) -> tuple[list[SourceFace], bool]:
+    """Every face of the source photo (`analyse_faces`), cached like `load_source`."""
+    return _load(path, options, model, cache, log, warn, every=True)
+
+
+def _load(path: Path, options: SourceOptions, model: FaceModel, cache: SourceCache | None,
+          log: Callable[[str], None], warn: Callable[[str], None], every: bool
+          ) -> tuple[list[SourceFace], bool]:
     image = read_image(path)
-    key = (cache.key(file_sha256(path), options, {"face_model": model.fingerprint()})
+    kind = "faces" if every else "fit"
+    key = (cache.key(file_sha256(path), options, {"face_model": model.fingerprint(),
+                                                   **({"faces": "all"} if every else {})})
            if cache is not None else None)
     if cache is not None:
         try:
-            hit = _from_cache(cache, key, image)
+            hit = _from_cache(cache, key, kind, image)
         except OSError as exc:
             warn(f"source cache {cache.directory} unusable ({exc}); going on without it")
             hit, cache = None, None
         if hit is not None:
-            log(f"source cache hit: {cache.path(key)}")
+            log(f"source cache hit: {cache.path(key, kind)}")
             return hit, True
-    source = analyse_source(image, options, model, name=str(path))
+    faces = (analyse_faces(image, options, model, name=str(path)) if every
+             else [analyse_source(image, options, model, name=str(path))])
     if cache is not None:
-        meta = {"source": str(path), "box": source.box.to_dict(), "faces_seen": source.faces_seen}
+        if every:
+            arrays = {name: np.stack([getattr(f, name) for f in faces]) for name in _ARRAYS}
+            meta = {"source": str(path), "boxes": [f.box.to_dict() for f in faces]}
+        else:
+            arrays = {name: getattr(faces[0], name) for name in _ARRAYS}
+            meta = {"source": str(path), "box": faces[0].box.to_dict(),
+                    "faces_seen": faces[0].faces_seen}
         try:
-            cache.store_arrays(key, {name: getattr(source, name) for name in _ARRAYS}, meta)
-            log(f"source cache stored: {cache.path(key)}")
+            cache.store_arrays(key, arrays, meta, kind)
+            log(f"source cache stored: {cache.path(key, kind)}")
         except OSError as exc:
             warn(f"source cache {cache.directory} unusable ({exc}); the analysis is not kept")
-    return source, False
+    return faces, False
 
 
-def _from_cache(cache: SourceCache, key: str, image: np.ndarray) -> SourceFace | None:
-    """The cached analysis of `key`, or None; an entry whose arrays or metadata do not make a
-    source face is removed, to be rebuilt."""
-    cached = cache.load_arrays(key)
+def _from_cache(cache: SourceCache, key: str, kind: str, image: np.ndarray
+                ) -> list[SourceFace] | None:
+    """The cached analysis of `key`, or None; an entry whose arrays or metadata do not make
+    source faces is removed, to be rebuilt. A "faces" entry holds every face, stacked."""
+    cached = cache.load_arrays(key, kind)
     if cached is None:
         return None
     arrays, meta = cached
     try:
-        if not _valid(arrays):
-            raise ValueError("arrays")
-        box = CropBox(**{name: int(value) for name, value in meta["box"].items()})
-        if box.size < 1 or box.res < 1 or int(meta["faces_seen"]) < 1:
-            raise ValueError("metadata")
-        return SourceFace(image=image, box=box, faces_seen=int(meta["faces_seen"]),
-                          **{name: arrays[name] for name in _ARRAYS})
-    except (KeyError, TypeError, ValueError):
-        cache.path(key).unlink(missing_ok=True)
+        if kind == "faces":
+            boxes = list(meta["boxes"])
+            each = [{name: arrays[name][i] for name in _ARRAYS} for i in range(len(boxes))]
+            seen = [len(boxes)] * len(boxes)
+        else:
+            boxes, each, seen = [meta["box"]], [arrays], [int(meta["faces_seen"])]
+        faces = []
+        for box_fields, face_arrays, faces_seen in zip(boxes, each, seen):
+            if not _valid(face_arrays):
+                raise ValueError("arrays")
+            box = CropBox(**{name: int(value) for name, value in box_fields.items()})
+            if box.size < 1 or box.res < 1 or faces_seen < 1:
+                raise ValueError("metadata")
+            faces.append(SourceFace(image=image, box=box, faces_seen=faces_seen,
+                                    **{name: face_arrays[name] for name in _ARRAYS}))
+        if not faces:
+            raise ValueError("no faces")
+        return faces
+    except (KeyError, IndexError, TypeError, ValueError):
+        cache.path(key, kind).unlink(missing_ok=True)
         return None
 
 

@@ -23,7 +23,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..choices import DriverEnd
 from ..dirs import default_cache_dir
 from ..errors import F2FError, InputError
 from ..io.digest import file_sha256
@@ -38,29 +37,8 @@ from .motion import driven_expression, expression_rest, reference_frame
 from .paste import PasteBack
 from .renderer import crop_motion
 from .source import SourceCache, SourceFace
+from .timing import driver_frames, seconds_from_start
 from .transfer import transfer_pose
-
-
-def driver_frames(source_times: np.ndarray, driver_times: np.ndarray,
-                  end: DriverEnd) -> np.ndarray:
-    """For each source frame time (seconds from the source's start), the driver frame shown
-    then (`driver_times` from the driver's start, increasing); -1 where `end` is "stop" and
-    the driver has ended."""
-    duration = driver_times[-1] + (driver_times[-1] - driver_times[-2]
-                                   if len(driver_times) > 1 else 1.0)
-    t = np.asarray(source_times, np.float64)
-    if end == "loop":
-        t = np.mod(t, duration)
-    index = np.searchsorted(driver_times, t + 1e-9, side="right") - 1
-    index = np.clip(index, 0, len(driver_times) - 1)
-    if end == "stop":
-        index = np.where(t < duration, index, -1)
-    return index
-
-
-def _times(pts: np.ndarray, time_base: Fraction) -> np.ndarray:
-    pts = np.asarray(pts, np.float64)
-    return (pts - pts[0]) * float(time_base)
 
 
 def reenact_video_source(source_path: Path, driver: Track, output: Path, options: Any, log: Any,
@@ -74,7 +52,7 @@ def reenact_video_source(source_path: Path, driver: Track, output: Path, options
     src, cache_hit = source_track(source_path, options, model, log)
     seconds["source"] = time.perf_counter() - t0
     n = len(src)
-    index = driver_frames(_times(src.pts, src.time_base), _times(driver.pts, driver.time_base),
+    index = driver_frames(seconds_from_start(src), seconds_from_start(driver),
                           options.driver_end)
     if options.driver_end == "stop":
         n = int(np.sum(index >= 0))

@@ -223,18 +223,24 @@ def encoder_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="onnxruntime threads per model [default: 1, or $F2F_ORT_THREADS].")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--list-faces", is_flag=True,
+              help="Only list the faces of VIDEO (or a photo) with their numbers, as "
+                   "`f2f reenact --faces/--face-map` count them, and boxes; write nothing.")
 @encoder_options
 @output_options
 @click.pass_context
 def track(ctx: click.Context, video: Path, output: Path | None, preview: Path | None,
           face_index: int, face_box: str | None, smooth: str | None, no_smooth: bool,
-          threads: int | None, overwrite: bool, codec: str, crf: int | None,
-          preset: str) -> None:
+          threads: int | None, overwrite: bool, list_faces: bool, codec: str,
+          crf: int | None, preset: str) -> None:
     """Track the face in VIDEO and fit the 3D face model to every frame.
 
     Writes a track file (pose, expression, 72 keypoints per frame; identity per video)
     that `f2f reenact --driving` accepts instead of a video.
     """
+    if list_faces:
+        _list_faces(ctx, video)
+        return
     from .io.atomic import check_output_path
     from .io.video import VideoReader
     from .io.writer import EncoderSettings
@@ -285,6 +291,25 @@ def track(ctx: click.Context, video: Path, output: Path | None, preview: Path | 
     if preview is not None:
         human += f"\npreview: {preview}"
     _reporter_of(ctx).result(data, human)
+
+
+def _list_faces(ctx: click.Context, path: Path) -> None:
+    """`f2f track --list-faces`: the faces of a photo or video, numbered."""
+    from .io.image import is_image_path
+    from .io.video import VideoReader
+    from .pipeline.faces import list_faces
+
+    reporter = _reporter_of(ctx)
+    if is_image_path(path):
+        faces = list_faces(path)
+    else:
+        with reporter.progress("finding faces", VideoReader(path).info.frame_count) as bar:
+            faces = list_faces(path, bar.advance)
+    lines = [f"face {f.number}: box {','.join(f'{v:.0f}' for v in f.box)}"
+             + ("" if is_image_path(path) else
+                f" (from frame {f.first_frame}, in {f.frames} frames)") for f in faces]
+    reporter.result({"source": str(path), "faces": [f.to_dict() for f in faces]},
+                    "\n".join(lines))
 
 
 def _size(text: str | None) -> tuple[int, int] | None:

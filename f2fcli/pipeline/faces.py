@@ -8,10 +8,18 @@ gives faces drivers of their own. A face with no driver stays as it is.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Union
+from typing import Callable, Literal, Union
+
+import numpy as np
 
 from ..errors import InputError
+from ..io.image import is_image_path, read_image
+from ..io.video import VideoReader
+from ..tracking.tracker import MultiFaceTracker
+from ..tracking.video_track import TrackStats, observe_faces
+from .source import SourceOptions, find_faces
 
 FaceChoice = Union[Literal["all"], tuple[int, ...], None]
 FaceMap = tuple[tuple[int, Path], ...]
@@ -102,3 +110,41 @@ def drivers_named(driving: Path | None, face_map: FaceMap) -> list[Path]:
         if path not in seen:
             seen.append(path)
     return seen
+
+
+@dataclass(frozen=True)
+class FaceListing:
+    """A face of a source as `f2f track --list-faces` shows it: its number, its box
+    (x, y, w, h pixels, where first seen), the first frame it is in and how many it is in."""
+
+    number: int
+    box: tuple[float, float, float, float]
+    first_frame: int
+    frames: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"face": self.number, "box": [round(v, 1) for v in self.box],
+                "first_frame": self.first_frame, "frames": self.frames}
+
+
+def list_faces(path: Path, on_frames: Callable[[int], None] = lambda n: None
+               ) -> list[FaceListing]:
+    """The faces of a photo or a video, by number."""
+    if is_image_path(path):
+        found = find_faces(read_image(path), SourceOptions(), str(path))
+        return [FaceListing(n, _box(lm.points), 0, 1) for n, lm in enumerate(found)]
+    reader = VideoReader(path)
+    observed = observe_faces(reader, MultiFaceTracker(), TrackStats(), on_frames)
+    if not observed:
+        raise InputError(f"{path}: no face found in any of its frames")
+    listing = []
+    for n, face in enumerate(observed):
+        seen = np.flatnonzero(np.isfinite(face["landmarks"]).all(axis=(1, 2)))
+        listing.append(FaceListing(n, _box(face["landmarks"][seen[0]]), int(seen[0]),
+                                   len(seen)))
+    return listing
+
+
+def _box(points: np.ndarray) -> tuple[float, float, float, float]:
+    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
+    return (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))

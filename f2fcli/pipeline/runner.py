@@ -535,7 +535,7 @@ def is_video_source(path: Path) -> bool:
     return (info.frame_count or 2) > 1
 
 
-def _reenact_from_video(source_path: Path, driving: Path, output: Path,
+def _reenact_from_video(source_path: Path, driving: Path | None, output: Path,
                         options: ReenactOptions, log: Progress, resources: Resources
                         ) -> ReenactResult:
     """`reenact` with a video as the source (`video_source.reenact_video_source`)."""
@@ -548,17 +548,21 @@ def _reenact_from_video(source_path: Path, driving: Path, output: Path,
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     t0 = time.perf_counter()
-    track, driver_kind = load_driver(driving, options.driver, log, resources,
-                                     options.frames or 1)
-    seconds["driver_tracking"] = time.perf_counter() - t0
     model = resources.model
-    if driver_kind == "track":
-        check_track_model(track, model, driving)
+    drivers, kinds = {}, {}
+    for path in drivers_named(driving, options.face_map):
+        drivers[path], kinds[path] = load_driver(path, options.driver, log, resources,
+                                                 options.frames or 1)
+        if kinds[path] == "track":
+            check_track_model(drivers[path], model, path)
+    seconds["driver_tracking"] = time.perf_counter() - t0
     resources.announce(log, _renderer_line(renderer_name, weights))
-    audio = _audio_source(options.audio, driving, driver_kind, source_video=source_path)
+    main = main_driver(driving, options.face_map)
+    audio = _audio_source(options.audio, main, kinds[main], source_video=source_path)
     renderer = resources.renderer(renderer_name, weights, options)
-    frames, fps, size, cache_hit = reenact_video_source(source_path, track, output, options,
-                                                        log, resources, renderer, audio, seconds)
+    frames, fps, size, cache_hit, faces = reenact_video_source(
+        source_path, drivers, driving, output, options, log, resources, renderer, audio,
+        seconds)
     return ReenactResult(output, frames, fps, renderer_name, cache_hit, 0, frames,
                          None if audio is None else str(audio),
-                         time.perf_counter() - started, seconds, size)
+                         time.perf_counter() - started, seconds, size, faces)

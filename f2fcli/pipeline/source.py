@@ -94,11 +94,19 @@ def analyse_source(image: np.ndarray, options: SourceOptions, model: FaceModel,
 
 def analyse_faces(image: np.ndarray, options: SourceOptions, model: FaceModel,
                   name: str = "source") -> list[SourceFace]:
-    """Every face of a still image, fitted one by one and numbered left to right (by the
-    centre of their landmarks), as `--faces` and `--face-map` count them."""
+    """Every face of a still image, fitted one by one, in their numbers' order
+    (`find_faces`)."""
+    found = find_faces(image, options, name)
+    return [_fitted(image, landmarks, options, model, len(found)) for landmarks in found]
+
+
+def find_faces(image: np.ndarray, options: SourceOptions, name: str = "source"
+               ) -> list[FaceLandmarks]:
+    """The landmarks of every face of a still image, numbered left to right (by their
+    centres), as `faces` and `face_map` count them."""
     confirmed = _confirmed(image, replace(options, selection=FaceSelection()), name)
-    order = sorted(confirmed, key=lambda found: float(found[1].points[:, 0].mean()))
-    return [_fitted(image, landmarks, options, model, len(order)) for _, landmarks in order]
+    return sorted((landmarks for _, landmarks in confirmed),
+                  key=lambda landmarks: float(landmarks.points[:, 0].mean()))
 
 
 def _confirmed(image: np.ndarray, options: SourceOptions, name: str

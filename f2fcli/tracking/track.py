@@ -15,6 +15,8 @@ Format (NumPy .npz, loaded with allow_pickle=False), version 1:
   Frames without a face hold NaN in `landmarks`; their pose/expression/keypoints are filled.
 - per video: `identity` (50,) float32 shape coefficients shared by all frames, and
   `identity_detail` (468, 3) float32, the per-vertex residual (cm) the 50-D basis cannot express.
+- several faces of one video (`save_tracks`): the first face as above; face i's arrays as
+  "face{i}/NAME"; `meta` adds `faces` (the count) and `face_meta` (the others' metadata).
 """
 
 from __future__ import annotations
@@ -94,14 +96,28 @@ def _frac_str(value: Fraction) -> str:
 
 def save_track(track: Track, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Write `track` atomically as a version-1 .npz track file."""
+    return save_tracks([track], path, overwrite)
+
+
+def save_tracks(tracks: list[Track], path: str | os.PathLike[str],
+                overwrite: bool = False) -> Path:
+    """Several faces' tracks of one video in one file: the first as `save_track` writes it
+    (so `load_track` reads it), the others' arrays under "face{i}/" and their metadata in
+    `meta["face_meta"]`."""
     path = Path(path)
-    meta = dict(track.meta)
-    meta.update(format=FORMAT, version=VERSION, f2f=__version__, fps=_frac_str(track.fps),
-                time_base=_frac_str(track.time_base), width=track.width, height=track.height)
-    arrays = {name: np.asarray(getattr(track, name), dtype) for name, (_, dtype) in
-              _FRAME_ARRAYS.items()}
-    arrays["identity"] = np.asarray(track.identity, np.float32)
-    arrays["identity_detail"] = np.asarray(track.identity_detail, np.float32)
+    first = tracks[0]
+    meta = dict(first.meta)
+    meta.update(format=FORMAT, version=VERSION, f2f=__version__, fps=_frac_str(first.fps),
+                time_base=_frac_str(first.time_base), width=first.width, height=first.height)
+    if len(tracks) > 1:
+        meta.update(faces=len(tracks), face_meta=[dict(t.meta) for t in tracks[1:]])
+    arrays = {}
+    for i, track in enumerate(tracks):
+        prefix = f"face{i}/" if i else ""
+        arrays.update({prefix + name: np.asarray(getattr(track, name), dtype)
+                       for name, (_, dtype) in _FRAME_ARRAYS.items()})
+        arrays[prefix + "identity"] = np.asarray(track.identity, np.float32)
+        arrays[prefix + "identity_detail"] = np.asarray(track.identity_detail, np.float32)
     with atomic_output(path, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as handle:  # a file object stops numpy appending ".npz"
             np.savez_compressed(handle, meta=np.array(json.dumps(meta)), **arrays)
@@ -109,7 +125,13 @@ def save_track(track: Track, path: str | os.PathLike[str], overwrite: bool = Fal
 
 
 def load_track(path: str | os.PathLike[str]) -> Track:
-    """Read and validate a track file (never unpickles)."""
+    """Read and validate a track file (never unpickles); of a file with several faces, the
+    first."""
+    return load_tracks(path)[0]
+
+
+def load_tracks(path: str | os.PathLike[str]) -> list[Track]:
+    """Every face's track of a track file (`save_tracks`)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -126,6 +148,23 @@ def load_track(path: str | os.PathLike[str]) -> Track:
     if not isinstance(meta, dict):
         raise InputError(f"{path}: track file has no valid metadata")
     require_format(meta, FORMAT, VERSION, path, "track file")
+    others = meta.pop("face_meta", [])
+    count = meta.pop("faces", 1)
+    if not isinstance(others, list) or not isinstance(count, int) or count != len(others) + 1:
+        raise InputError(f"{path}: track metadata's faces do not add up")
+    timing = {key: meta[key] for key in ("fps", "time_base", "width", "height") if key in meta}
+    tracks = []
+    for i, face_meta in enumerate([meta, *others]):
+        prefix = f"face{i}/" if i else ""
+        if not isinstance(face_meta, dict):
+            raise InputError(f"{path}: track metadata of face {i} is not a record")
+        mine = {name[len(prefix):]: array for name, array in arrays.items()
+                if name.startswith(prefix) and "/" not in name[len(prefix):]}
+        tracks.append(_track_of(path, mine, {**face_meta, **timing}))
+    return tracks
+
+
+def _track_of(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> Track:
     _validate(path, arrays)
     return Track(
         **{name: arrays[name] for name in _FRAME_ARRAYS},

@@ -46,8 +46,7 @@ class FrameObservation:
         """x, y, w, h around the landmarks (zeros when no face)."""
         if self.landmarks is None:
             return np.zeros(4, np.float32)
-        lo, hi = self.landmarks[:, :2].min(0), self.landmarks[:, :2].max(0)
-        return np.concatenate([lo, hi - lo]).astype(np.float32)
+        return _box_of(self.landmarks)
 
 
 def _inside(face: np.ndarray, box: np.ndarray) -> float:
@@ -163,3 +162,109 @@ class VideoFaceTracker:
         thumb = _thumbnail(image)
         previous, self._thumb = self._thumb, thumb
         return previous is not None and float(np.abs(thumb - previous).mean()) > self.scene_cut
+
+
+# A face found within this many face sizes (the long side of its landmarks' box) of where a
+# lost face was last seen takes that face's number back; further away it is a new face.
+REMATCH_DISTANCE = 1.5
+# Frames between searches for faces that came into view while every known face is followed:
+# a third of a second at 30 fps is soon enough for a face walking in, for one detector pass.
+SEARCH_EVERY = 10
+
+
+@dataclass
+class _Followed:
+    landmarks: FaceLandmarks | None  # None: lost in this shot
+    centre: np.ndarray  # where it was last seen
+    size: float
+
+
+class MultiFaceTracker:
+    """Follows every face through consecutive frames under a number it keeps: the faces of
+    the first frame with faces are numbered left to right, later ones in order of arrival;
+    a face that leaves and comes back near where it left takes its number back."""
+
+    def __init__(self, threads: int | None = None, use_cuda: bool = False,
+                 scene_cut: float = SCENE_CUT_THRESHOLD, search_every: int = SEARCH_EVERY
+                 ) -> None:
+        self.scene_cut = scene_cut
+        self.search_every = max(int(search_every), 1)
+        self.detector = FaceDetector(threads=threads, use_cuda=use_cuda)
+        self.landmarker = FaceLandmarker(threads=threads, use_cuda=use_cuda)
+        self.blendshapes = BlendshapeModel(threads=threads, use_cuda=use_cuda)
+        self.detections = 0
+        self.scene_cuts = 0
+        self._faces: list[_Followed] = []
+        self._frame = 0
+        self._thumb: np.ndarray | None = None
+
+    def __call__(self, image: np.ndarray) -> list[FrameObservation]:
+        """One observation per face numbered so far (empty where a face is not seen)."""
+        cut = self._is_scene_cut(image)
+        if cut:
+            self.scene_cuts += 1
+        for face in self._faces:
+            if face.landmarks is not None and not cut:
+                found = self.landmarker(image, face.landmarks.next_roi())
+                face.landmarks = found if found.present else None
+            else:
+                face.landmarks = None
+        self._drop_doubles()
+        detected = (cut or self._frame % self.search_every == 0
+                    or any(face.landmarks is None for face in self._faces))
+        if detected:
+            self._search(image)
+        self._frame += 1
+        observations = []
+        for face in self._faces:
+            lm = face.landmarks
+            if lm is None:
+                observations.append(FrameObservation(None, None, 0.0, detected))
+                continue
+            face.centre = lm.points[:, :2].mean(0)
+            face.size = float(np.ptp(lm.points[:, :2], axis=0).max())
+            observations.append(FrameObservation(lm.points, self.blendshapes(lm.points),
+                                                 lm.presence, detected))
+        return observations
+
+    def _drop_doubles(self) -> None:
+        """Two followed faces that slid onto one face: the later number lets go."""
+        for i, face in enumerate(self._faces):
+            if face.landmarks is None:
+                continue
+            for other in self._faces[:i]:
+                if other.landmarks is not None and _inside(
+                        _box_of(face.landmarks.points), _box_of(other.landmarks.points)) > 0.5:
+                    face.landmarks = None
+                    break
+
+    def _search(self, image: np.ndarray) -> None:
+        """Detect faces; those not already followed get a lost face's number back (the
+        nearest, if near enough) or a new one, left to right."""
+        self.detections += 1
+        followed = [_box_of(f.landmarks.points) for f in self._faces if f.landmarks is not None]
+        fresh = [face for face in detect_faces(self.detector, image, FaceSelection(),
+                                               grids=(2,))
+                 if all(_inside(face.box, box) < 0.5 for box in followed)]
+        confirmed = sorted(confirmed_faces(fresh, image, self.landmarker),
+                           key=lambda found: float(found[1].points[:, 0].mean()))
+        for _, landmarks in confirmed:
+            centre = landmarks.points[:, :2].mean(0)
+            lost = [face for face in self._faces if face.landmarks is None and np.linalg.norm(
+                face.centre - centre) < REMATCH_DISTANCE * face.size]
+            if lost:
+                nearest = min(lost, key=lambda f: float(np.linalg.norm(f.centre - centre)))
+                nearest.landmarks = landmarks
+            else:
+                self._faces.append(_Followed(landmarks, centre, float(
+                    np.ptp(landmarks.points[:, :2], axis=0).max())))
+
+    def _is_scene_cut(self, image: np.ndarray) -> bool:
+        thumb = _thumbnail(image)
+        previous, self._thumb = self._thumb, thumb
+        return previous is not None and float(np.abs(thumb - previous).mean()) > self.scene_cut
+
+
+def _box_of(points: np.ndarray) -> np.ndarray:
+    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
+    return np.concatenate([lo, hi - lo]).astype(np.float32)

@@ -20,7 +20,7 @@ from .face_model import FaceModel
 from .fitting import choose_reference_frame, fit_sequence
 from .smoothing import SmoothingParams, fill_missing, fill_missing_rotvec, smooth_track
 from .track import Track
-from .tracker import FaceSelection, VideoFaceTracker
+from .tracker import FaceSelection, FrameObservation, MultiFaceTracker, VideoFaceTracker
 
 DEFAULT_SMOOTHING = SmoothingParams()
 
@@ -121,7 +121,7 @@ def _fill_only(hp: np.ndarray, expression: np.ndarray, valid: np.ndarray
 def track_video(path: str | os.PathLike[str], options: TrackOptions = TrackOptions(),
                 on_frames: Callable[[int], None] = lambda n: None,
                 reader: VideoReader | None = None) -> tuple[Track, TrackStats]:
-    """Track the face through a video and fit the face model to every frame.
+    """Track the face in a video and fit the face model to every frame.
 
     Frames without a face are kept: their pose and expression are interpolated between
     neighbours (held at the ends) and flagged `filled`. Raises InputError if no frame has a face.
@@ -130,18 +130,80 @@ def track_video(path: str | os.PathLike[str], options: TrackOptions = TrackOptio
     tracker = VideoFaceTracker(options.selection, threads=options.threads)
     stats = TrackStats()
     observed = observe_video(reader, tracker, stats, on_frames)
+    stats.detections, stats.scene_cuts = tracker.detections, tracker.scene_cuts
     found = np.isfinite(observed["landmarks"]).all(axis=(1, 2))
     stats.frames, stats.faces_found = len(found), int(found.sum())
-    stats.detections, stats.scene_cuts = tracker.detections, tracker.scene_cuts
     if not found.any():
         hint = "" if options.selection.box is not None else (
             "; a face under about 1/5 of the frame needs `face_box` X,Y,W,H around it")
         raise InputError(f"{reader.path}: no face found in any of its {len(found)} frames{hint}")
+    return fitted_track(observed, reader, options, stats), stats
 
+
+def track_faces(path: str | os.PathLike[str], options: TrackOptions = TrackOptions(),
+                on_frames: Callable[[int], None] = lambda n: None,
+                reader: VideoReader | None = None) -> tuple[list[Track], TrackStats]:
+    """Every face of a video, each tracked and fitted like `track_video`'s one face, in the
+    order of their numbers (`tracker.MultiFaceTracker`); a face's track is `filled` where it
+    is not in view. `stats.faces_found` counts frames with any face."""
+    reader = reader or VideoReader(path)
+    tracker = MultiFaceTracker(threads=options.threads)
+    stats = TrackStats()
+    per_face = observe_faces(reader, tracker, stats, on_frames)
+    stats.detections, stats.scene_cuts = tracker.detections, tracker.scene_cuts
+    if not per_face:
+        raise InputError(f"{reader.path}: no face found in any of its {stats.frames} frames")
+    found = np.stack([np.isfinite(o["landmarks"]).all(axis=(1, 2)) for o in per_face])
+    stats.faces_found = int(found.any(0).sum())
+    return [fitted_track(observed, reader, options, stats) for observed in per_face], stats
+
+
+def observe_faces(reader: VideoReader, tracker: MultiFaceTracker, stats: TrackStats,
+                  on_frames: Callable[[int], None]) -> list[dict[str, np.ndarray]]:
+    """`observe_video` for every face: one set of arrays per face number, NaN where that
+    face is not in view."""
+    pts: list[np.ndarray] = []
+    seen: list[list[FrameObservation]] = []  # per frame, per face number so far
+    t_decode = t_models = 0.0
+    start = time.perf_counter()
+    for chunk in reader.chunks(32):
+        t_decode += time.perf_counter() - start
+        t0 = time.perf_counter()
+        seen.extend(tracker(image) for image in chunk.images)
+        pts.append(chunk.pts)
+        t_models += time.perf_counter() - t0
+        on_frames(len(chunk))
+        start = time.perf_counter()
+    stats.seconds.update(decode=t_decode, face_models=t_models)
+    if not seen:
+        raise InputError(f"{reader.path}: no decodable video frames")
+    stats.frames = len(seen)
+    count = max(len(frame) for frame in seen)
+    missing = FrameObservation(None, None, 0.0, False)
+    faces = []
+    for n in range(count):
+        obs = [frame[n] if n < len(frame) else missing for frame in seen]
+        faces.append({
+            "pts": np.concatenate(pts),
+            "landmarks": np.stack([o.landmarks if o.found else
+                                   np.full((kp.N_LANDMARKS, 3), np.nan, np.float32)
+                                   for o in obs]).astype(np.float32),
+            "scores": np.stack([o.blendshapes if o.found else
+                                np.full(N_BLENDSHAPES, np.nan, np.float32)
+                                for o in obs]).astype(np.float32),
+            "confidence": np.asarray([o.confidence for o in obs], np.float32),
+            "box": np.stack([o.box for o in obs])})
+    return faces
+
+
+def fitted_track(observed: dict[str, np.ndarray], reader: VideoReader, options: TrackOptions,
+                 stats: TrackStats) -> Track:
+    """The face model fitted to one face's observed frames, smoothed, as a Track."""
+    found = np.isfinite(observed["landmarks"]).all(axis=(1, 2))
     t0 = time.perf_counter()
     model = FaceModel.canonical()
     fit = fit_sequence(model, observed["landmarks"], observed["scores"], valid=found)
-    stats.seconds["fit"] = time.perf_counter() - t0
+    stats.seconds["fit"] = stats.seconds.get("fit", 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
     if options.smoothing is None:
         hp, expression = _fill_only(fit.hp, fit.expression, found)
@@ -149,7 +211,7 @@ def track_video(path: str | os.PathLike[str], options: TrackOptions = TrackOptio
         smoothed = smooth_track(fit.hp, fit.expression, found, options.smoothing)
         hp, expression = smoothed.hp, smoothed.expression
     keypoints = model.keypoints72(fit.identity.s, expression, hp, fit.identity.detail)
-    stats.seconds["smooth"] = time.perf_counter() - t0
+    stats.seconds["smooth"] = stats.seconds.get("smooth", 0.0) + time.perf_counter() - t0
 
     info = reader.info
     meta = {
@@ -170,4 +232,4 @@ def track_video(path: str | os.PathLike[str], options: TrackOptions = TrackOptio
                   identity_detail=fit.identity.detail.astype(np.float32),
                   fps=info.fps, time_base=info.time_base, width=info.width,
                   height=info.height, meta=meta)
-    return track, stats
+    return track

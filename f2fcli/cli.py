@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from . import __version__
-from .choices import (BACKENDS, CODECS, DEVICES, DRIVER_ENDS, EXPRESSION_MODES, POSE_MODES,
-                      PRESETS, REGIONS, RENDERERS, ChoiceError)
+from .choices import (BACKENDS, CODECS, DEVICES, DRIVER_ENDS, EXPRESSION_MODES, POSE_MODES, PRESETS,
+                      REGIONS, RENDERERS, ChoiceError)
 from .console import Reporter
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, F2FError, InputError, Terminated
 

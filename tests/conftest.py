@@ -114,3 +114,40 @@ def calibrated_generator(seed: int = 0, size: int = 64):
         gen(image, pose, landmarks, np.roll(pose, 1, 0), np.roll(landmarks, 1, 0))
 
     return calibrate(gen, run)
+
+
+def talking_astronaut(path: Path, frames: int, cycles: int = 1) -> Path:
+    """The astronaut opening and closing her mouth `cycles` times over `frames` frames at
+    25 fps (drawn by the warp renderer): a generated driver whose jaw is
+    sin(pi * cycles * t / (frames - 1)) ** 2 (`jaw_curve`)."""
+    from skimage import data
+
+    from f2fcli.io.writer import write_video
+    from f2fcli.renderers.warp import WarpRenderer
+    from f2fcli.tracking.channels import EXPR_INDEX
+    from f2fcli.tracking.face_model import FaceModel, transform_points
+    from f2fcli.tracking.fitting import fit_image
+    from f2fcli.tracking.tracker import VideoFaceTracker
+
+    image = data.astronaut()
+    obs = VideoFaceTracker(threads=1)(image)
+    model = FaceModel.canonical()
+    fit = fit_image(model, obs.landmarks, obs.blendshapes)
+    renderer = WarpRenderer()
+
+    def mesh(e: np.ndarray) -> np.ndarray:
+        v = model.vertices(fit.identity.s, e, fit.identity.detail)
+        return transform_points(v, fit.hp[0], model.pivot)
+
+    prepared = renderer.prepare(image, mesh(fit.expression[0]))
+    with write_video(path, Fraction(25), time_base=Fraction(1, 25)) as writer:
+        for t, jaw in enumerate(jaw_curve(frames, cycles)):
+            e = fit.expression[0].copy()
+            e[EXPR_INDEX["jawOpen"]] = jaw
+            writer.write(renderer.render(prepared, mesh(e)[None])[0], t)
+    return path
+
+
+def jaw_curve(frames: int, cycles: int = 1) -> np.ndarray:
+    """The jaw opening of `talking_astronaut`'s frames."""
+    return np.sin(np.pi * cycles * np.arange(frames) / (frames - 1)) ** 2

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import audio_packets, f2f, f2f_script, leftover_temp_files, psnr
+from conftest import audio_packets, f2f, f2f_script, leftover_temp_files, psnr, talking_astronaut
 from skimage import data
 
 from f2fcli.errors import F2FError, InputError, OutputError
@@ -521,39 +521,11 @@ def test_an_expression_photo_drives_a_photo_and_a_clip(media: dict[str, Path],
     assert not (tmp_path / "frame.png").exists()
 
 
-def _talking_astronaut(path: Path, frames: int) -> Path:
-    """The astronaut opening and closing her mouth (drawn by the warp renderer): a driver."""
-    from f2fcli.io.writer import write_video
-    from f2fcli.renderers.warp import WarpRenderer
-    from f2fcli.tracking.channels import EXPR_INDEX
-    from f2fcli.tracking.face_model import FaceModel, transform_points
-    from f2fcli.tracking.fitting import fit_image
-    from f2fcli.tracking.tracker import VideoFaceTracker
-
-    image = data.astronaut()
-    obs = VideoFaceTracker(threads=1)(image)
-    model = FaceModel.canonical()
-    fit = fit_image(model, obs.landmarks, obs.blendshapes)
-    renderer = WarpRenderer()
-
-    def mesh(e: np.ndarray) -> np.ndarray:
-        v = model.vertices(fit.identity.s, e, fit.identity.detail)
-        return transform_points(v, fit.hp[0], model.pivot)
-
-    prepared = renderer.prepare(image, mesh(fit.expression[0]))
-    with write_video(path, Fraction(25), time_base=Fraction(1, 25)) as writer:
-        for t in range(frames):
-            e = fit.expression[0].copy()
-            e[EXPR_INDEX["jawOpen"]] = np.sin(np.pi * t / (frames - 1)) ** 2
-            writer.write(renderer.render(prepared, mesh(e)[None])[0], t)
-    return path
-
-
 def test_a_video_source_keeps_its_motion_timing_and_audio_and_takes_the_mouth(
         media: dict[str, Path], tmp_path: Path) -> None:
     from f2fcli.tracking.tracker import VideoFaceTracker
 
-    driver = _talking_astronaut(tmp_path / "talk.mp4", 24)
+    driver = talking_astronaut(tmp_path / "talk.mp4", 24)
     source = media["drive"]  # the astronaut moved rigidly, 20 frames at 30000/1001, with audio
     out = tmp_path / "out.mp4"
     cache = ["--cache-dir", str(tmp_path / "cache")]

@@ -11,7 +11,9 @@ from typing import Callable
 from ..errors import F2FError, InputError
 from .runner import ReenactOptions, Resources, reenact
 
-REQUIRED_COLUMNS = ("source", "driving", "out")
+REQUIRED_COLUMNS = ("source", "out")
+# driving may be left empty where a face_map column gives the drivers
+PATH_COLUMNS = ("source", "driving", "out")
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class Job:
 
     index: int
     source: Path
-    driving: Path
+    driving: Path | None
     out: Path
     options: dict[str, str] = field(default_factory=dict)
     problem: str | None = None  # a malformed row: reported as failed, not run
@@ -42,7 +44,8 @@ class JobResult:
 
 
 def read_jobs(manifest: Path) -> list[Job]:
-    """Rows of a CSV with columns source, driving, out and optional per-job option columns."""
+    """Rows of a CSV with columns source, driving, out and optional per-job option columns
+    (a row with a `face_map` may leave driving empty)."""
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
@@ -57,12 +60,13 @@ def read_jobs(manifest: Path) -> list[Job]:
     base = manifest.resolve().parent
     jobs = []
     for i, row in enumerate(rows):
-        values = [(row.get(c) or "").strip() for c in REQUIRED_COLUMNS]
-        paths = [base / Path(v) for v in values]
+        values = [(row.get(c) or "").strip() for c in PATH_COLUMNS]
+        paths = [None if column == "driving" and not v else base / Path(v)
+                 for column, v in zip(PATH_COLUMNS, values)]
         extra = {k.strip().replace("-", "_"): v.strip() for k, v in row.items()
-                 if k and k not in REQUIRED_COLUMNS and isinstance(v, str) and v.strip() != ""}
+                 if k and k not in PATH_COLUMNS and isinstance(v, str) and v.strip() != ""}
         problem = None
-        if not all(values):
+        if not (values[0] and values[2] and (values[1] or "face_map" in extra)):
             problem = f"line {i + 2}: empty source, driving or out"
         elif None in row or None in row.values():
             problem = f"line {i + 2}: {'more' if None in row else 'fewer'} fields than columns"

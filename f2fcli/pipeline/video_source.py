@@ -37,9 +37,9 @@ from ..tracking.channels import N_BLENDSHAPES
 from ..tracking.track import Track, load_tracks, save_tracks
 from ..tracking.video_track import TrackOptions, track_faces, track_video
 from .crop import face_crop_box
+from .faces import face_drivers, main_driver, several
 from .head import HeadRegion, head_similarity
 from .motion import driven_expression, expression_rest, reference_frame
-from .faces import face_drivers, main_driver, several
 from .paste import PasteBack, paste_faces
 from .renderer import crop_motion
 from .source import SourceCache, SourceFace

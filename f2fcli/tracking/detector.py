@@ -265,12 +265,14 @@ def detect_tiled(detector: FaceDetector, image: np.ndarray, grids: tuple[int, ..
     faces = sorted((FaceDetection(np.concatenate([c[:2], c[2:] - c[:2]]).astype(np.float32),
                                   score, kps.astype(np.float32)) for c, kps, score in merged),
                    key=lambda f: -f.area)
-    # A face cut by a tile edge can survive NMS as a smaller box inside the whole face.
+    # A face cut by a tile edge can survive NMS as a smaller box inside the whole face; the
+    # surer detection of the two is kept (the whole image's weak false box round a small face
+    # must not hide it).
     kept: list[FaceDetection] = []
-    for face in faces:
+    for face in sorted(faces, key=lambda f: -f.score):
         if all(_covered(face.box, other.box) < 0.5 for other in kept):
             kept.append(face)
-    return kept
+    return sorted(kept, key=lambda f: -f.area)
 
 
 def _covered(box: np.ndarray, by: np.ndarray) -> float:

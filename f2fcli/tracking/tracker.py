@@ -97,11 +97,14 @@ def confirmed_faces(faces: list[FaceDetection], image: np.ndarray, landmarker: F
                     ) -> list[tuple[FaceDetection, FaceLandmarks]]:
     """The detections whose settled landmarks the landmark model accepts, with them, in the
     given order: the detector's weak false positives (a textured patch in a recompressed
-    photo) are dropped before a face is chosen by size or place."""
-    confirmed = []
+    photo) are dropped before a face is chosen by size or place, and so is a second
+    detection whose landmarks settle on a face already confirmed."""
+    confirmed: list[tuple[FaceDetection, FaceLandmarks]] = []
     for face in faces:
         landmarks = landmarker.settled(image, roi_from_detection(face))
-        if landmarks.present:
+        box = _box_of(landmarks.points)
+        if landmarks.present and all(_inside(box, _box_of(other.points)) <= 0.5
+                                     for _, other in confirmed):
             confirmed.append((face, landmarks))
     return confirmed
 

@@ -21,6 +21,7 @@ from .choices import (BACKENDS, CODECS, DEVICES, DRIVER_ENDS, EXPRESSION_MODES, 
                       REGIONS, RENDERERS, ChoiceError)
 from .console import Reporter
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, F2FError, InputError, Terminated
+from .extras import require_torch
 
 if TYPE_CHECKING:
     from .pipeline.runner import ReenactOptions
@@ -377,8 +378,10 @@ def reenact_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "they are."),
         click.option("--batch-size", type=click.IntRange(1, 256), default=8, show_default=True,
                      help="Frames rendered per chunk."),
-        click.option("--device", type=click.Choice(DEVICES), default="cpu",
-                     show_default=True, help="Device of the neural renderer."),
+        click.option("--device", type=click.Choice(DEVICES), default="auto",
+                     show_default=True,
+                     help="Device of the neural renderer; auto: CUDA, then MPS, then the CPU "
+                          "(the warp renderer runs on the CPU)."),
         click.option("--fp16", is_flag=True, help="Half precision (neural renderer on GPU)."),
         click.option("--backend", type=click.Choice(BACKENDS),
                      default="auto", show_default=True,
@@ -569,6 +572,7 @@ def weights() -> None:
 def weights_export(ctx: click.Context, run_dir: Path, output: Path, step: int | None,
                    overwrite: bool) -> None:
     """Export the generator of a training run directory."""
+    require_torch("`f2f weights export`")
     from .train.checkpoint import export_weights
 
     result = export_weights(run_dir, output, overwrite, step)
@@ -593,6 +597,7 @@ def weights_import_official(ctx: click.Context, render_pth: Path, motion_pth: Pa
 
     The .pth files are read with torch.load(weights_only=True): nothing is unpickled.
     """
+    require_torch("`f2f weights import-official`")
     from .model.checkpoints import import_official
 
     info = import_official(render_pth, motion_pth, output, resolution=res, overwrite=overwrite)
@@ -695,6 +700,7 @@ def train(ctx: click.Context, dataset_dir: Path, output: Path, export_path: Path
     One process per GPU with torchrun for several GPUs or nodes:
     `torchrun --nproc_per_node 8 -m f2fcli train DATA -o RUN`.
     """
+    require_torch("`f2f train`")
     from .train.checkpoint import export_weights
     from .train.distributed import env_int
     from .train.losses import LossWeights
@@ -728,8 +734,8 @@ def train(ctx: click.Context, dataset_dir: Path, output: Path, export_path: Path
 @click.option("--frames-per-clip", type=click.IntRange(min=1), default=None)
 @click.option("--max-clips", type=click.IntRange(min=1), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--device", type=click.Choice(DEVICES), default="cpu",
-              show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="auto: CUDA, then MPS, then the CPU.")
 @click.option("--no-akd", is_flag=True, help="Skip the keypoint distance (faster).")
 @output_options
 @click.pass_context
@@ -737,10 +743,13 @@ def evaluate_command(ctx: click.Context, dataset_dir: Path, weights: Path, split
                      res: int | None, frames_per_clip: int | None, max_clips: int | None,
                      batch_size: int, device: str, no_akd: bool) -> None:
     """Self-reenactment metrics on held-out clips: L1, PSNR, SSIM, AKD."""
+    require_torch("`f2f eval`")
+    from .devices import resolve_device
     from .train.evaluation import EvalOptions, evaluate
 
     options = EvalOptions(split=split, res=res, frames_per_clip=frames_per_clip,
-                          max_clips=max_clips, batch_size=batch_size, device=device,
+                          max_clips=max_clips, batch_size=batch_size,
+                          device=resolve_device(device),
                           akd=not no_akd)
     data = evaluate(dataset_dir, weights, options).to_dict()
     _reporter_of(ctx).result(data, "\n".join(f"{k:<14} {v}" for k, v in data.items()))
@@ -759,8 +768,8 @@ def _resolutions(text: str) -> tuple[int, ...]:
 @main.command(short_help="MACs, latency and memory of the networks.")
 @click.option("--res", default="256,512,1024,1440,1536,2048", show_default=True,
               help="Comma-separated output sizes.")
-@click.option("--device", type=click.Choice(DEVICES), default="cpu",
-              show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="auto: CUDA, then MPS, then the CPU.")
 @click.option("--fp16", is_flag=True, help="Half precision (GPU only; refused on CPU).")
 @click.option("--bf16", is_flag=True, help="bfloat16 (torch; CPUs with bf16 support, GPUs).")
 @click.option("--backend", default="auto", show_default=True,
@@ -789,6 +798,7 @@ def bench(ctx: click.Context, res: str, device: str, fp16: bool, bf16: bool, bac
 
     Sizes that do not fit in memory are reported as such. FP16 needs a GPU; on CPU use --bf16.
     """
+    require_torch("`f2f bench`")
     from rich.console import Console
 
     from .bench.core import BenchConfig, run_bench
@@ -797,8 +807,12 @@ def bench(ctx: click.Context, res: str, device: str, fp16: bool, bf16: bool, bac
 
     if fp16 and bf16:
         raise click.UsageError("--fp16 and --bf16 exclude each other")
+    from .devices import resolve_device
+
     reporter = _reporter_of(ctx)
     precision = "fp16" if fp16 else "bf16" if bf16 else "fp32"
+    device = resolve_device(device)
+    reporter.debug(f"device: {device}")
     config = BenchConfig(resolutions=_resolutions(res), device=device, precision=precision,
                          backends=tuple(b.strip() for b in backend.split(",")), batch=batch,
                          warmup=warmup, runs=runs, threads=threads, budget_s=budget,
@@ -853,6 +867,7 @@ def bench(ctx: click.Context, res: str, device: str, fp16: bool, bf16: bool, bac
 def export_command(ctx: click.Context, res: int, output: Path, weights: Path | None,
                    random_weights: bool, opset: int, no_verify: bool, overwrite: bool) -> None:
     """Export the networks as two ONNX graphs (source encoder; per-frame drive)."""
+    require_torch("`f2f export`")
     from .export.onnx_export import export_onnx
 
     if weights is None and not random_weights:

@@ -73,6 +73,17 @@ def f2f(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([f2f_script(), *args], capture_output=True, text=True, timeout=120)
 
 
+# An interpreter in which `import torch` fails as on an install without it: the module is
+# blocked, so every path that needs it meets the real ImportError.
+WITHOUT_TORCH = "import sys; sys.modules['torch'] = None; from f2fcli.cli import main; main()"
+
+
+def f2f_without_torch(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `f2f` with `args` as an install without PyTorch would."""
+    return subprocess.run([sys.executable, "-c", WITHOUT_TORCH, *args], capture_output=True,
+                          text=True, timeout=300)
+
+
 # Randomly initialised networks for the model and weights tests; torch is imported only here.
 def random_inputs(n: int, size: int, seed: int) -> tuple[object, np.ndarray, np.ndarray]:
     """Image (n, 3, size, size) tensor in [-1, 1], poses (n, 6), keypoints (n, 72, 2)."""

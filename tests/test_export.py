@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from f2fcli.errors import F2FError, InputError, OutputError
-from f2fcli.export import graphs
+from f2fcli.export import layout
 from f2fcli.export.cache import load_onnx_generator
 from f2fcli.export.layout import DRIVE_FILE, ENCODE_FILE, MANIFEST, onnx_export_available
 from f2fcli.export.onnx_export import PARITY_TOLERANCE, export_onnx
@@ -53,7 +53,7 @@ def test_manifest(model_256) -> None:
     assert manifest["landmark_images"]["sizes"] == [16, 32, 64]
     encode, drive = manifest["graphs"]["encode"], manifest["graphs"]["drive"]
     assert encode["file"] == ENCODE_FILE and drive["file"] == DRIVE_FILE
-    assert [i["name"] for i in drive["inputs"]] == list(graphs.DRIVE_INPUTS)
+    assert [i["name"] for i in drive["inputs"]] == list(layout.DRIVE_INPUTS)
     assert drive["inputs"][-1] == {"name": "pose", "dtype": "float32", "shape": ["frames", 6]}
     assert drive["inputs"][0]["shape"] == ["sources", 28, 64, 64]
     assert drive["outputs"] == [{"name": "image", "dtype": "float32",

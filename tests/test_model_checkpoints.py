@@ -14,9 +14,10 @@ from f2fcli import __version__
 from f2fcli.errors import InputError, OutputError
 from f2fcli.model.checkpoints import (HEADER_KEY, CheckpointInfo, import_official, load_generator,
                                       load_official, official_key_map, read_checkpoint_info,
-                                      resolve_generator_weights, save_generator)
+                                      save_generator)
 from f2fcli.model.generator import Generator, GeneratorConfig
 from f2fcli.model.rendering import RenderConfig
+from f2fcli.model.weights_file import resolve_generator_weights
 
 
 @pytest.fixture(autouse=True)

@@ -8,11 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from f2fcli.model.landmark_images import (
-    draw_landmark_images,
-    landmark_image_sizes,
-    landmark_tensors,
-)
+from f2fcli.model.generator import landmark_tensors
+from f2fcli.model.landmark_images import draw_landmark_images, landmark_image_sizes
 from f2fcli.tracking.keypoints import K8, K27, PART_COLORS
 
 

@@ -14,13 +14,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import f2f_without_torch
 
 from f2fcli.errors import InputError
 from f2fcli.io.testclip import make_motion_clip, similarity_matrix
 from f2fcli.model.checkpoints import load_generator, read_checkpoint_info
 from f2fcli.train import (EvalOptions, PrepareOptions, TrainConfig, evaluate, export_weights,
-                          prepare_dataset, train)
-from f2fcli.train import layout
+                          layout, prepare_dataset, train)
 from f2fcli.train.checkpoint import STATE, latest_checkpoint
 from f2fcli.train.runlog import read_metrics
 
@@ -158,6 +158,12 @@ def test_resume_export_and_reenact(overfit_run: Path, dataset: Path, videos: Pat
     report = json.loads(done.stdout)
     assert report["renderer"] == "neural" and report["frames"] == FRAMES
     assert out.is_file()
+    # the graphs exported by that run (cached) drive the same renderer without torch
+    again = f2f_without_torch("reenact", "-s", str(source), "-d", str(videos / "clip1.mp4"),
+                              "-o", str(tmp_path / "again.mp4"), "--renderer", "neural",
+                              "--weights", str(weights), "--res", "256")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again.mp4").read_bytes() == out.read_bytes()
 
 
 def test_evaluate_held_out_clip(overfit_run: Path, dataset: Path, tmp_path: Path) -> None:

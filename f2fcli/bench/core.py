@@ -64,7 +64,7 @@ class BenchConfig:
 
     def validate(self) -> None:
         """Raise F2FError for a request that cannot be measured at all."""
-        from ..model.generator import MIN_SIZE
+        from ..model.inputs import MIN_SIZE
 
         if not self.resolutions:
             raise F2FError("no resolution to measure")
@@ -366,7 +366,8 @@ def run_bench(config: BenchConfig, progress: Any = None) -> Any:
     """
     import torch
 
-    from ..model.generator import Generator, padded_size
+    from ..model.generator import Generator
+    from ..model.inputs import padded_size
 
     config.validate()
     backends = config.resolved_backends()

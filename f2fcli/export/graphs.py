@@ -21,19 +21,8 @@ from torch import nn
 from ..model.generator import Generator, padded_size
 from ..model.landmark_images import SCALES
 from ..model.rendering import EncoderFeatures
-
-FEATURES = ("skip4", "skip8", "skip16", "bottleneck")
-"""Encoder maps at 1/4, 1/8, 1/16 and 1/16 of the padded size."""
-SOURCE_IMAGES = tuple(f"source_image_{s}" for s in SCALES)
-SOURCE_LANDMARKS = tuple(f"source_landmarks_{s}" for s in SCALES)
-DRIVING_LANDMARKS = tuple(f"driving_landmarks_{s}" for s in SCALES)
-
-ENCODE_INPUTS = ("image", "pose")
-ENCODE_OUTPUTS = FEATURES + SOURCE_IMAGES
-DRIVE_INPUTS = FEATURES + SOURCE_IMAGES + SOURCE_LANDMARKS + DRIVING_LANDMARKS + ("pose",)
-DRIVE_OUTPUTS = ("image",)
-SOURCE_BATCH = "sources"
-FRAME_BATCH = "frames"
+from .layout import (DRIVING_LANDMARKS, ENCODE_INPUTS, ENCODE_OUTPUTS, FEATURES, FRAME_BATCH,
+                     SOURCE_BATCH, SOURCE_IMAGES, SOURCE_LANDMARKS)
 
 
 def encode_dynamic_axes() -> dict[str, dict[int, str]]:

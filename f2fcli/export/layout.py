@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 
+from ..model.landmark_images import SCALES
+
 FORMAT = "f2f-onnx"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -20,3 +22,18 @@ EXPORT_EXTRA_MESSAGE = ("ONNX export needs the `onnx` package: pip install 'f2fc
 
 def onnx_export_available() -> bool:
     return importlib.util.find_spec("onnx") is not None
+
+
+# The graphs' inputs and outputs, by name (see `graphs`).
+FEATURES = ("skip4", "skip8", "skip16", "bottleneck")
+"""Encoder maps at 1/4, 1/8, 1/16 and 1/16 of the padded size."""
+SOURCE_IMAGES = tuple(f"source_image_{s}" for s in SCALES)
+SOURCE_LANDMARKS = tuple(f"source_landmarks_{s}" for s in SCALES)
+DRIVING_LANDMARKS = tuple(f"driving_landmarks_{s}" for s in SCALES)
+
+ENCODE_INPUTS = ("image", "pose")
+ENCODE_OUTPUTS = FEATURES + SOURCE_IMAGES
+DRIVE_INPUTS = FEATURES + SOURCE_IMAGES + SOURCE_LANDMARKS + DRIVING_LANDMARKS + ("pose",)
+DRIVE_OUTPUTS = ("image",)
+SOURCE_BATCH = "sources"
+FRAME_BATCH = "frames"

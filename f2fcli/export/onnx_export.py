@@ -21,9 +21,10 @@ from .. import __version__
 from ..errors import F2FError, OutputError
 from ..io.atomic import atomic_output
 from ..io.digest import file_sha256
-from ..model.generator import MIN_SIZE, Generator, padded_size
+from ..model.generator import Generator
+from ..model.inputs import MIN_SIZE, padded_size
 from ..model.landmark_images import SCALES, landmark_image_sizes
-from . import graphs
+from . import graphs, layout
 from .layout import (DEFAULT_OPSET, DRIVE_FILE, ENCODE_FILE, EXPORT_EXTRA_MESSAGE, FORMAT,
                      FORMAT_VERSION, MANIFEST, MIN_OPSET, onnx_export_available)
 from .weights import RANDOM_WEIGHTS, build_generator, example_inputs
@@ -144,9 +145,9 @@ def export_onnx(out_dir: str | Path, res: int, weights: Path | None = None,
     specs = {}
     for name, file, module, args, inputs, outputs, axes in (
             ("encode", ENCODE_FILE, graphs.EncodeGraph(gen, res), encode_args,
-             graphs.ENCODE_INPUTS, graphs.ENCODE_OUTPUTS, graphs.encode_dynamic_axes()),
+             layout.ENCODE_INPUTS, layout.ENCODE_OUTPUTS, graphs.encode_dynamic_axes()),
             ("drive", DRIVE_FILE, graphs.DriveGraph(gen, res), drive_args,
-             graphs.DRIVE_INPUTS, graphs.DRIVE_OUTPUTS, graphs.drive_dynamic_axes())):
+             layout.DRIVE_INPUTS, layout.DRIVE_OUTPUTS, graphs.drive_dynamic_axes())):
         target = out_dir / file
         with torch.no_grad():
             results = module(*args)

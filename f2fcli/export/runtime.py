@@ -18,10 +18,11 @@ import numpy as np
 
 from ..choices import BACKENDS, check_choice
 from ..errors import F2FError, InputError
-from ..model.generator import POSE_DIMS, check_drive_batch, padded_coordinates
+from ..extras import has_torch
+from ..model.inputs import POSE_DIMS, check_drive_batch, padded_coordinates
 from ..model.landmark_images import draw_landmark_images
-from . import graphs
-from .layout import DRIVE_FILE, ENCODE_FILE, FORMAT, FORMAT_VERSION, MANIFEST, onnx_export_available
+from .layout import (DRIVE_FILE, DRIVING_LANDMARKS, ENCODE_FILE, FEATURES, FORMAT, FORMAT_VERSION,
+                     MANIFEST, SOURCE_IMAGES, SOURCE_LANDMARKS, onnx_export_available)
 
 
 def cuda_provider_available() -> bool:
@@ -60,11 +61,12 @@ def session_options(threads: int | None = 1) -> Any:
 def resolve_backend(backend: str, device: str, precision: str = "fp32") -> str:
     """`auto` -> the faster backend measured for the device: onnxruntime for FP32 on CPU
     (about 1.3x faster than torch per frame on 1-2 cores) when models can be exported
-    (`onnx` installed), else torch."""
+    (`onnx` installed), and without torch; else torch."""
     check_choice("backend", backend, BACKENDS)
     if backend != "auto":
         return backend
-
+    if not has_torch() and precision == "fp32":
+        return "onnxruntime"  # the graphs must then be exported already (`export.cache`)
     if device == "cpu" and precision == "fp32" and onnx_export_available():
         return "onnxruntime"
     return "torch"
@@ -198,10 +200,10 @@ class OnnxGenerator:
         check_drive_batch(n, driving_images[0].shape[0], encoding.batch)
         if encoding.size != self.size:
             raise ValueError(f"encoding of size {encoding.size} for a {self.size} model")
-        feed = dict(zip(graphs.FEATURES, encoding.features))
-        feed.update(zip(graphs.SOURCE_IMAGES, encoding.images))
-        feed.update(zip(graphs.SOURCE_LANDMARKS, encoding.landmark_images))
-        feed.update(zip(graphs.DRIVING_LANDMARKS, driving_images))
+        feed = dict(zip(FEATURES, encoding.features))
+        feed.update(zip(SOURCE_IMAGES, encoding.images))
+        feed.update(zip(SOURCE_LANDMARKS, encoding.landmark_images))
+        feed.update(zip(DRIVING_LANDMARKS, driving_images))
         feed["pose"] = pose
         return self._drive.run(None, feed)[0]
 

@@ -100,7 +100,8 @@ def build_generator(weights: Path | None, *, random_weights: bool = False, seed:
                                     channels_last=channels_last)
         return gen, {"kind": RANDOM_WEIGHTS, "seed": seed}
     from ..io.digest import file_sha256
-    from ..model.checkpoints import load_generator, resolve_generator_weights
+    from ..model.checkpoints import load_generator
+    from ..model.weights_file import resolve_generator_weights
 
     path = resolve_generator_weights(weights)
     loaded = load_generator(path, device, dtype, channels_last=channels_last)

@@ -18,22 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from .. import __version__
-from ..dirs import NO_WEIGHTS_MESSAGE, user_weights_dir
 from ..errors import InputError
 from ..io.atomic import atomic_output
 from ..io.digest import file_sha256
 from .generator import Generator, GeneratorConfig, parameter_count, prepare_for_inference
 from .motion import MotionNet
 from .rendering import RenderingNet
+from .weights_file import FORMAT, FORMAT_VERSION, HEADER_KEY, read_header
 
-FORMAT = "f2f-generator"
-FORMAT_VERSION = 1
-HEADER_KEY = "f2f"
 OFFICIAL_TRAINING_DATA = (
     "VoxCeleb, 512x512 crops (official Face2FaceRHO release by NetEase Games AI Lab; "
     "landmarks from their in-house 3DMM)")
@@ -237,23 +234,8 @@ def import_official(render_pth: str | Path, motion_pth: str | Path, out_path: st
 
 def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     """The header of one of our weights files; InputError if it is not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    header = read_header(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise InputError(f"{path} is not a safetensors file: {exc}") from exc
-    if HEADER_KEY not in metadata:
-        raise InputError(f"{path} has no f2f header: not an f2f generator weights file")
-    try:
-        header = json.loads(metadata[HEADER_KEY])
-        if header.get("format") != FORMAT:
-            raise ValueError(f"format {header.get('format')!r}")
-        if header.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format version {header.get('format_version')!r}, "
-                             f"this f2f reads {FORMAT_VERSION}")
         return CheckpointInfo(GeneratorConfig.from_dict(header["config"]),
                               int(header["resolution"]), str(header["training_data"]),
                               str(header["f2f_version"]), str(header["source"]))
@@ -282,19 +264,3 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu",
     gen.load_state_dict(state, strict=True)
     prepare_for_inference(gen, device, dtype, fold_bn, channels_last, use_compile)
     return LoadedGenerator(gen, info, path)
-
-
-def resolve_generator_weights(path: str | Path | None = None) -> Path:
-    """The weights file to use: `path`, else the only/first *.safetensors generator in the user
-    weights directory. Raises InputError explaining that none ship with f2f."""
-    if path is not None:
-        return Path(path)
-    directory = user_weights_dir()
-    candidates = sorted(directory.glob("*.safetensors")) if directory.is_dir() else []
-    for candidate in candidates:
-        try:
-            read_checkpoint_info(candidate)
-        except InputError:
-            continue
-        return candidate
-    raise InputError(NO_WEIGHTS_MESSAGE.format(dir=directory))

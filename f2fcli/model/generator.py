@@ -18,14 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import fold_batchnorm
-from .landmark_images import landmark_image_sizes, landmark_tensors
+from .inputs import MIN_SIZE, POSE_DIMS, check_drive_batch, padded_coordinates, padded_size
+from .landmark_images import draw_landmark_images, landmark_image_sizes
 from .motion import MotionConfig, MotionNet
 from .rendering import EncoderFeatures, RenderConfig, RenderingNet
 from .spade import fuse_spade as _fuse_spade
-
-PAD_MULTIPLE = 64
-MIN_SIZE = 64
-POSE_DIMS = 6
 
 
 @dataclass(frozen=True)
@@ -50,23 +47,6 @@ class GeneratorConfig:
                    bool(data.get("official_eye", False)))
 
 
-def padded_size(size: int) -> int:
-    """Internal working size for an output of `size` pixels."""
-    return -(-size // PAD_MULTIPLE) * PAD_MULTIPLE
-
-
-def padded_coordinates(landmarks: Any, size: int, padded: int) -> np.ndarray:
-    """Keypoints normalised to a `size` image -> normalised to the centred `padded` canvas.
-
-    Uses the drawer's pixel convention: -1/+1 are the centres of the first/last pixel.
-    """
-    landmarks = np.asarray(landmarks, dtype=np.float64)
-    if padded == size:
-        return landmarks
-    pixel = (landmarks + 1.0) / 2.0 * (size - 1) + (padded - size) // 2
-    return pixel / (padded - 1) * 2.0 - 1.0
-
-
 @dataclass
 class SourceEncoding:
     """Everything that depends on the source only; reused for every driving frame."""
@@ -87,14 +67,6 @@ class SourceEncoding:
 class GeneratorOutput:
     image: torch.Tensor  # (N, 3, size, size) in [-1, 1]
     flows: list[torch.Tensor]  # sampling grids (N, h, w, 2) at 1/16, 1/8, 1/4 of the padded size
-
-
-def check_drive_batch(poses: int, landmarks: int, sources: int) -> None:
-    """Driving poses and landmarks pair up; one source drives all frames, or one per frame."""
-    if landmarks != poses:
-        raise ValueError("driving poses and landmarks need the same batch size")
-    if sources not in (1, poses):
-        raise ValueError(f"a source batch of {sources} cannot drive {poses} frames")
 
 
 def _expand(t: torch.Tensor, n: int) -> torch.Tensor:
@@ -250,3 +222,14 @@ def tensor_to_images(images: torch.Tensor) -> np.ndarray:
     """(N, 3, H, W) in [-1, 1] -> uint8 RGB frames (N, H, W, 3)."""
     t = ((images.detach().float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
     return t.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def landmark_tensors(landmarks: np.ndarray, size: int, device: torch.device | str = "cpu",
+                     dtype: torch.dtype = torch.float32,
+                     official_eye: bool = False) -> list[torch.Tensor]:
+    """Landmark images as (N, 3, s, s) tensors in [-1, 1] on `device`, coarsest first."""
+    return [
+        # Move the uint8 canvas (4x smaller) before converting to float.
+        (torch.from_numpy(c).to(device).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0).to(dtype)
+        for c in draw_landmark_images(landmarks, size, official_eye)
+    ]

@@ -15,7 +15,6 @@ from functools import cache
 
 import cv2
 import numpy as np
-import torch
 
 from ..tracking.keypoints import N_KEYPOINTS, PART_COLORS, STROKES
 
@@ -84,14 +83,3 @@ def draw_landmark_images(landmarks: np.ndarray, size: int,
             _draw(image, points, prims)
         canvases.append(canvas)
     return canvases
-
-
-def landmark_tensors(landmarks: np.ndarray, size: int, device: torch.device | str = "cpu",
-                     dtype: torch.dtype = torch.float32,
-                     official_eye: bool = False) -> list[torch.Tensor]:
-    """Landmark images as (N, 3, s, s) tensors in [-1, 1] on `device`, coarsest first."""
-    return [
-        # Move the uint8 canvas (4x smaller) before converting to float.
-        (torch.from_numpy(c).to(device).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0).to(dtype)
-        for c in draw_landmark_images(landmarks, size, official_eye)
-    ]

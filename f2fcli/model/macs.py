@@ -16,7 +16,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..tracking.keypoints import N_KEYPOINTS
-from .generator import Generator, GeneratorConfig, padded_size, parameter_count
+from .generator import Generator, GeneratorConfig, parameter_count
+from .inputs import padded_size
 
 PAPER_PER_FRAME_GMACS: dict[int, float] = {
     256: 1.9, 512: 9.2, 1024: 37.0, 1440: 71.8, 1536: 82.8, 2048: 146.2}

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
+from ..choices import Backend, Device
+from ..devices import resolve_device
 from ..errors import F2FError
+from ..extras import require_torch
 from ..threads import torch_threads
 from ..tracking.face_model import warp_pose
 from .renderer import CropMotion
@@ -30,23 +33,26 @@ def network_pose(pose: np.ndarray, size: int) -> np.ndarray:
     return warp_pose(pose, 2.0 / size, np.array([-1.0, -1.0]))
 
 
-def resolve_device(device: str, fp16: bool) -> tuple[torch.device, torch.dtype]:
+def torch_device(device: str, fp16: bool) -> tuple[Any, Any]:
+    """The torch device and dtype for a concrete `device` ("cpu", "cuda", "mps")."""
+    import torch
+
     if device == "cuda" and not torch.cuda.is_available():
         raise F2FError("`device` cuda: no CUDA device is available to torch")
     if device == "mps" and not (getattr(torch.backends, "mps", None)
                                 and torch.backends.mps.is_available()):
         raise F2FError("`device` mps: MPS is not available")
-    if fp16 and device == "cpu":
-        raise F2FError("`fp16` needs a GPU (`device` cuda or mps); half precision on CPU is "
-                       "slower than FP32")
     return torch.device(device), torch.float16 if fp16 else torch.float32
 
 
 class NeuralFaceRenderer:
     """Face2Face^rho generator behind the pipeline's renderer interface.
 
-    `backend`: torch, onnxruntime (graphs exported once per weights file and size, then
-    cached), or auto (onnxruntime for FP32 on CPU, where it was measured faster).
+    `weights`: one of our weights files, or an `f2f export` directory (onnxruntime only).
+    `device`: "auto" takes CUDA, MPS, then the CPU (`devices.resolve_device`). `backend`:
+    torch, onnxruntime (graphs exported once per weights file and size, then cached), or
+    auto (onnxruntime for FP32 on CPU, where it was measured faster, and always without
+    torch).
     """
 
     name = "neural"
@@ -54,28 +60,45 @@ class NeuralFaceRenderer:
     # retargeting's correction at about an eighth of the rendering time
     readback_stride = 4
 
-    def __init__(self, weights: Path, device: str = "cpu", fp16: bool = False,
-                 backend: str = "auto") -> None:
+    def __init__(self, weights: Path, device: Device = "auto", fp16: bool = False,
+                 backend: Backend = "auto") -> None:
         from ..export.runtime import resolve_backend
 
         self.weights = weights
-        self.device, self.dtype = resolve_device(device, fp16)
-        self.backend = resolve_backend(backend, device, "fp16" if fp16 else "fp32")
+        self.device = resolve_device(device)
+        if fp16 and self.device == "cpu":
+            raise F2FError("`fp16` needs a GPU (`device` cuda or mps); half precision on CPU "
+                           "is slower than FP32")
+        self.backend = resolve_backend(backend, self.device, "fp16" if fp16 else "fp32")
+        if weights.is_dir() and self.backend != "onnxruntime":
+            raise F2FError(f"{weights}: an exported model directory runs on `backend` "
+                           "onnxruntime")
         # Leave a core to the decoder/encoder threads: oversubscribed torch is many times slower.
-        self.threads = max(1, (os.cpu_count() or 2) - 1) if self.device.type == "cpu" else None
+        self.threads = max(1, (os.cpu_count() or 2) - 1) if self.device == "cpu" else None
         self._onnx: dict[int, object] = {}
         self.generator = None
         if self.backend == "torch":
+            require_torch("the neural renderer on `backend` torch")
             from ..model.checkpoints import load_generator
 
-            self.generator = load_generator(weights, self.device, self.dtype).model
+            self._torch_device, self.dtype = torch_device(self.device, fp16)
+            self.generator = load_generator(weights, self._torch_device, self.dtype).model
 
     def _onnx_generator(self, size: int) -> object:
         from ..export.cache import load_onnx_generator
+        from ..export.runtime import OnnxGenerator
 
         if size not in self._onnx:
-            self._onnx[size] = load_onnx_generator(self.weights, size, self.device.type,
-                                                   threads=max(1, (os.cpu_count() or 2) - 1))
+            threads = max(1, (os.cpu_count() or 2) - 1)
+            if self.weights.is_dir():
+                generator = OnnxGenerator(self.weights, self.device, threads)
+                if generator.size != size:
+                    raise F2FError(f"{self.weights}: exported at {generator.size} px; "
+                                   f"`res` {size} needs an export at that size")
+                self._onnx[size] = generator
+            else:
+                self._onnx[size] = load_onnx_generator(self.weights, size, self.device,
+                                                       threads=threads)
         return self._onnx[size]
 
     def prepare(self, crop: np.ndarray, source: CropMotion) -> object:
@@ -86,11 +109,13 @@ class NeuralFaceRenderer:
 
             return size, self._onnx_generator(size).encode_source(images_to_array(crop[None]),
                                                                  pose, keypoints)
+        import torch
+
         from ..model.generator import images_to_tensor
 
         with torch.inference_mode(), torch_threads(self.threads):
             return size, self.generator.encode_source(
-                images_to_tensor(crop[None], self.device, self.dtype), pose, keypoints)
+                images_to_tensor(crop[None], self._torch_device, self.dtype), pose, keypoints)
 
     def render(self, prepared: object, target: CropMotion) -> np.ndarray:
         size, encoding = prepared
@@ -100,6 +125,8 @@ class NeuralFaceRenderer:
             from ..export.runtime import array_to_images
 
             return array_to_images(self._onnx_generator(size).drive(encoding, pose, keypoints))
+        import torch
+
         from ..model.generator import tensor_to_images
 
         with torch.inference_mode(), torch_threads(self.threads):

@@ -63,6 +63,7 @@ def crop_motion(model: FaceModel, source: SourceFace, box: CropBox, pose: np.nda
 
 class FaceRenderer(Protocol):
     name: str
+    device: str  # where it runs: "cpu", "cuda" or "mps"
     # Retargeting reads back every this many keyframes (`retarget.RetargetOptions`): a
     # renderer whose frames cost as much there as in the output reads back fewer.
     readback_stride: int
@@ -78,6 +79,7 @@ class WarpFaceRenderer:
     """Training-free: warps the source crop along the face mesh."""
 
     name = "warp"
+    device = "cpu"
     readback_stride = 1  # read back at a small size (`runner._probe_view`): cheap
 
     def __init__(self) -> None:
@@ -153,7 +155,7 @@ def find_generator_weights(explicit: Path | None) -> Path | None:
     directory = user_weights_dir()
     if not (directory.is_dir() and any(directory.glob("*.safetensors"))):
         return None  # nothing to look at: don't pay for importing torch
-    from ..model.checkpoints import resolve_generator_weights
+    from ..model.weights_file import resolve_generator_weights
 
     try:
         return resolve_generator_weights(None)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Literal, Protocol
 import cv2
 import numpy as np
 
-from ..choices import DriverEnd
+from ..choices import Backend, Device, DriverEnd
 from ..dirs import default_cache_dir
 from ..errors import F2FError, InputError
 from ..frames import frame_blocks
@@ -83,9 +83,9 @@ class ReenactOptions:
     driver: TrackOptions = TrackOptions()
     renderer: str = "auto"
     weights: Path | None = None
-    device: str = "cpu"
+    device: Device = "auto"  # the neural renderer's: CUDA, then MPS, then the CPU
     fp16: bool = False
-    backend: str = "auto"
+    backend: Backend = "auto"
     batch_size: int = 8
     paste_back: bool = True
     output_size: tuple[int, int] | None = None
@@ -114,13 +114,15 @@ class ReenactResult:
     seconds: dict[str, float] = field(default_factory=dict)
     size: tuple[int, int] = (0, 0)  # the output's width and height
     faces: list[dict] | None = None  # per face moved, when faces were named (`faces`)
+    device: str = "cpu"  # where the renderer ran
 
     def to_dict(self) -> dict[str, object]:
         total = self.wall_seconds
         return {"output": str(self.output), "frames": self.frames,
                 "width": self.size[0], "height": self.size[1],
                 "fps": f"{self.fps.numerator}/{self.fps.denominator}",
-                "renderer": self.renderer, "source_cache_hit": self.cache_hit,
+                "renderer": self.renderer, "device": self.device,
+                "source_cache_hit": self.cache_hit,
                 "ref_frame": self.ref_frame, "driver_faces_found": self.faces_found,
                 "filled_frames": self.frames - self.faces_found, "audio": self.audio,
                 "throughput_fps": round(self.frames / total, 2) if total else None,
@@ -217,9 +219,9 @@ def check_track_model(track: Track, model: FaceModel, path: Path) -> None:
                          "changed model); run `f2f track` on the video again")
 
 
-def _renderer_line(name: str, weights: Path | None) -> str:
-    return f"renderer: {name}" + (f" ({weights})" if weights else
-                                  " (training-free; no neural weights given)")
+def _renderer_line(renderer: FaceRenderer, weights: Path | None) -> str:
+    return f"renderer: {renderer.name}" + (f" ({weights}) on {renderer.device}" if weights else
+                                           " (training-free; no neural weights given)")
 
 
 def _audio_source(option: str, driving: Path, kind: DriverKind,
@@ -408,7 +410,6 @@ def _reenact(source_path: Path, driving: Path | None, output: Path, options: Ree
         log.info(f"warning: {main} is an image: the video has one frame (`frames` N makes "
                  "a clip of N)")
     faces = _faces_to_move(source_path, sources, driving, tracks, main, options, log)
-    resources.announce(log, _renderer_line(renderer_name, weights))
     audio = _audio_source(options.audio, main, driver_kind)
     if options.audio in ("auto", "driving") and driver_kind != "video" and not image_out:
         log.info(f"{main}: a {'track file' if driver_kind == 'track' else 'still image'} "
@@ -416,6 +417,7 @@ def _reenact(source_path: Path, driving: Path | None, output: Path, options: Ree
 
     t0 = time.perf_counter()
     renderer = resources.renderer(renderer_name, weights, options)
+    resources.announce(log, _renderer_line(renderer, weights))
     for face in faces:
         face.prepared = renderer.prepare(face.source.crop(), crop_motion(
             model, face.source, face.source.box, face.source.pose[None],
@@ -460,7 +462,8 @@ def _reenact(source_path: Path, driving: Path | None, output: Path, options: Ree
                          first.motion.ref_frame, int(first.track.found.sum()),
                          None if audio is None else str(audio),
                          time.perf_counter() - started, seconds, encoder.size,
-                         [face.to_dict() for face in faces] if every else None)
+                         [face.to_dict() for face in faces] if every else None,
+                         renderer.device)
 
 
 def _faces_to_move(source_path: Path, sources: list[SourceFace], driving: Path | None,
@@ -556,13 +559,13 @@ def _reenact_from_video(source_path: Path, driving: Path | None, output: Path,
         if kinds[path] == "track":
             check_track_model(drivers[path], model, path)
     seconds["driver_tracking"] = time.perf_counter() - t0
-    resources.announce(log, _renderer_line(renderer_name, weights))
     main = main_driver(driving, options.face_map)
     audio = _audio_source(options.audio, main, kinds[main], source_video=source_path)
     renderer = resources.renderer(renderer_name, weights, options)
+    resources.announce(log, _renderer_line(renderer, weights))
     frames, fps, size, cache_hit, faces = reenact_video_source(
         source_path, drivers, driving, output, options, log, resources, renderer, audio,
         seconds)
     return ReenactResult(output, frames, fps, renderer_name, cache_hit, 0, frames,
                          None if audio is None else str(audio),
-                         time.perf_counter() - started, seconds, size, faces)
+                         time.perf_counter() - started, seconds, size, faces, renderer.device)

@@ -294,7 +294,7 @@ class Resources:
         return self._renderers[key]
 
 
-def _probe_view(renderer: FaceRenderer, prepared: object, model: FaceModel,
+def probe_view(renderer: FaceRenderer, prepared: object, model: FaceModel,
                 source: SourceFace) -> tuple[object, CropBox]:
     """The warp renderer prepared at the smallest size that still shows the landmarker the
     face at its own input scale (a 256-px crop of about 1.5 face widths), for the frames
@@ -501,7 +501,7 @@ def _face_motion(face: _Face, renderer: FaceRenderer, options: ReenactOptions,
     model = resources.model
     iris, observe = None, None
     if options.motion.retarget:
-        probe, probe_box = _probe_view(renderer, face.prepared, model, face.source)
+        probe, probe_box = probe_view(renderer, face.prepared, model, face.source)
         observe = observer(renderer, probe, model, face.source, probe_box,
                            resources.landmarker)
         iris = iris_response(observe, face.source)

@@ -220,12 +220,14 @@ def keypoint_error(model_kp: np.ndarray, observed_kp: np.ndarray) -> tuple[np.nd
 
 def fit_sequence(model: FaceModel, landmarks: np.ndarray, scores: np.ndarray,
                  valid: np.ndarray | None = None,
-                 options: FitOptions = FitOptions()) -> SequenceFit:
+                 options: FitOptions = FitOptions(),
+                 shared: SharedFit | None = None) -> SequenceFit:
     """Fit pose per frame, one identity per video and expression per frame.
 
     ``landmarks`` (T, >=468, 3) px, ``scores`` (T, 52 or 51), ``valid`` (T,)
     optional (frames without a face, or with non-finite landmarks, are
-    excluded and get NaN pose/expression).
+    excluded and get NaN pose/expression). ``shared``: the identity and rig of an earlier
+    `fit_shared` (a stream's first frames), held fixed; by default fitted here.
 
     Memory does not grow with T beyond the per-frame results: the shared parts (identity,
     refined rig) come from at most ``options.shared_frames`` evenly spaced frames, and the
@@ -247,12 +249,15 @@ def fit_sequence(model: FaceModel, landmarks: np.ndarray, scores: np.ndarray,
     if not ok.any():
         raise ValueError("no frame with a face to fit")
     frames = np.flatnonzero(ok)
-    shared_at = frames
-    if len(frames) > options.shared_frames:
-        shared_at = frames[np.round(np.linspace(0, len(frames) - 1,
-                                                options.shared_frames)).astype(int)]
-    shared = _fit_shared(model, landmarks_to_camera(landmarks[shared_at, :nv]),
-                         w_scores[shared_at], options)
+    fitted_here = False
+    if shared is None:
+        shared_at = frames
+        if len(frames) > options.shared_frames:
+            shared_at = frames[np.round(np.linspace(0, len(frames) - 1,
+                                                    options.shared_frames)).astype(int)]
+        shared = _fit_shared(model, landmarks_to_camera(landmarks[shared_at, :nv]),
+                             w_scores[shared_at], options)
+        fitted_here = len(shared_at) == len(frames)
     fitted = model.with_expression_basis(shared.basis) if shared.refined else model
 
     big_t = len(landmarks)
@@ -264,7 +269,7 @@ def fit_sequence(model: FaceModel, landmarks: np.ndarray, scores: np.ndarray,
     for part in frame_blocks(len(frames), options.chunk_frames):
         at = frames[part]
         q = landmarks_to_camera(landmarks[at, :nv])
-        if len(shared_at) == len(frames):
+        if fitted_here:  # every frame was fitted with the shared parts
             rot, scale, t, e = (a[part] for a in shared.frames)
         else:
             rot, scale, t, e = _fit_frames(model, q, w_scores[at], shared, options)
@@ -283,8 +288,9 @@ def fit_sequence(model: FaceModel, landmarks: np.ndarray, scores: np.ndarray,
 
 
 @dataclass
-class _SharedFit:
-    """What all frames share, and the fitted frames' (rot, scale, t, e)."""
+class SharedFit:
+    """What all frames share (identity, neutral shape, expression rig), and the frames they
+    were fitted on: their (rot, scale, t, e)."""
 
     identity: Identity
     neutral: np.ndarray  # (N, 3)
@@ -301,7 +307,7 @@ def _pose_weights(model: FaceModel, options: FitOptions) -> np.ndarray:
 
 
 def _fit_shared(model: FaceModel, q: np.ndarray, w_sc: np.ndarray, options: FitOptions
-                ) -> _SharedFit:
+                ) -> SharedFit:
     """Steps 2-3 of the module doc on frames ``q`` (T, N, 3) (camera frame)."""
     nv = len(model.mean)
     pw = model.pose_weights
@@ -336,7 +342,7 @@ def _fit_shared(model: FaceModel, q: np.ndarray, w_sc: np.ndarray, options: FitO
         if not refine:
             basis = model.expression_basis(neutral)
         e, (rot, scale, t) = _expression_then_pose(q, z, neutral, basis, w_sc, fit_w, options)
-    return _SharedFit(Identity(s=s, detail=detail), neutral, basis, refine, (rot, scale, t, e))
+    return SharedFit(Identity(s=s, detail=detail), neutral, basis, refine, (rot, scale, t, e))
 
 
 def _expression_then_pose(q: np.ndarray, z: np.ndarray, neutral: np.ndarray,
@@ -349,7 +355,7 @@ def _expression_then_pose(q: np.ndarray, z: np.ndarray, neutral: np.ndarray,
     return e, robust_procrustes(shape, q, fit_w, options.irls_steps, options.huber)
 
 
-def _fit_frames(model: FaceModel, q: np.ndarray, w_sc: np.ndarray, shared: _SharedFit,
+def _fit_frames(model: FaceModel, q: np.ndarray, w_sc: np.ndarray, shared: SharedFit,
                 options: FitOptions) -> tuple[np.ndarray, ...]:
     """Steps 2, 3a, 3d and 3e for frames ``q`` with the identity and rig held fixed."""
     fit_w = _pose_weights(model, options)
@@ -360,6 +366,15 @@ def _fit_frames(model: FaceModel, q: np.ndarray, w_sc: np.ndarray, shared: _Shar
                                                    shared.neutral, shared.basis, w_sc, fit_w,
                                                    options)
     return rot, scale, t, e
+
+
+def fit_shared(model: FaceModel, landmarks: np.ndarray, scores: np.ndarray,
+               options: FitOptions = FitOptions()) -> SharedFit:
+    """The identity and rig of frames with a face (landmarks (T, >=468, 3), scores (T, 52 or
+    51)), for `fit_sequence(..., shared=)` to hold fixed."""
+    nv = len(model.mean)
+    return _fit_shared(model, landmarks_to_camera(np.asarray(landmarks)[:, :nv]),
+                       _split_scores(scores), options)
 
 
 def fit_image(model: FaceModel, landmarks: np.ndarray, scores: np.ndarray,

@@ -179,6 +179,15 @@ def bilateral_filter_rotations(r: np.ndarray, sigma_t: float, sigma_r: float,
     return matrix_to_rotvec(mats @ rotvec_to_matrix(mean))
 
 
+def fill_track(hp: np.ndarray, expression: np.ndarray, valid: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Head pose (T, 6) and expression (T, 51) with the frames not `valid` filled from their
+    neighbours (`fill_missing`), unsmoothed."""
+    hp_filled = np.concatenate([fill_missing_rotvec(np.nan_to_num(hp[:, :3]), valid),
+                                fill_missing(np.nan_to_num(hp[:, 3:], nan=1.0), valid)], 1)
+    return hp_filled, fill_missing(np.nan_to_num(expression), valid)
+
+
 def smooth_track(hp: np.ndarray, expression: np.ndarray, valid: np.ndarray | None = None,
                  params: SmoothingParams = SmoothingParams()) -> SmoothedTrack:
     """Fill missing frames, then bilateral-filter head pose (T, 6) and expression (T, 51).

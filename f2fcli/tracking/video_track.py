@@ -18,7 +18,7 @@ from . import keypoints as kp
 from .channels import N_BLENDSHAPES
 from .face_model import FaceModel
 from .fitting import choose_reference_frame, fit_sequence
-from .smoothing import SmoothingParams, fill_missing, fill_missing_rotvec, smooth_track
+from .smoothing import SmoothingParams, fill_track, smooth_track
 from .track import Track
 from .tracker import FaceSelection, FrameObservation, MultiFaceTracker, VideoFaceTracker
 
@@ -111,13 +111,6 @@ def observe_video(reader: VideoReader, tracker: VideoFaceTracker, stats: TrackSt
             "confidence": np.asarray(confidence, np.float32), "box": np.stack(box)}
 
 
-def _fill_only(hp: np.ndarray, expression: np.ndarray, valid: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-    hp_filled = np.concatenate([fill_missing_rotvec(np.nan_to_num(hp[:, :3]), valid),
-                                fill_missing(np.nan_to_num(hp[:, 3:], nan=1.0), valid)], 1)
-    return hp_filled, fill_missing(np.nan_to_num(expression), valid)
-
-
 def track_video(path: str | os.PathLike[str], options: TrackOptions = TrackOptions(),
                 on_frames: Callable[[int], None] = lambda n: None,
                 reader: VideoReader | None = None) -> tuple[Track, TrackStats]:
@@ -206,7 +199,7 @@ def fitted_track(observed: dict[str, np.ndarray], reader: VideoReader, options: 
     stats.seconds["fit"] = stats.seconds.get("fit", 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
     if options.smoothing is None:
-        hp, expression = _fill_only(fit.hp, fit.expression, found)
+        hp, expression = fill_track(fit.hp, fit.expression, found)
     else:
         smoothed = smooth_track(fit.hp, fit.expression, found, options.smoothing)
         hp, expression = smoothed.hp, smoothed.expression

@@ -1,7 +1,7 @@
 """End-to-end `f2f reenact` frames per second (decode, tracking, render, paste-back, encode).
 
 Run:  python benchmarks/reenact_throughput.py [--frames 150] [--neural] [--source-size 2048]
-                                             [--preset veryfast] [--video-source]
+                                             [--preset veryfast] [--video-source] [--stream]
 Each line also gives the process's peak resident memory so far: run with a larger --frames
 (e.g. 1800, one minute at 30 fps) to see how memory grows with the video's length.
 The driving clip is skimage's astronaut moved by a similarity transform, 512x512 (needs
@@ -9,6 +9,8 @@ scikit-image); the source is examples/source.jpg. `--neural` also times the neur
 256 with randomly initialised weights (timing only: random weights make no face).
 `--source-size` enlarges the source photo first: the output video has the photo's size, so
 this times paste-back and encoding of large frames (`--preset`: the x264 preset).
+`--stream` also times `Reenactor.stream` on the same frames (decoded beforehand; no encoding),
+with its default window and with a block of one frame.
 """
 
 from __future__ import annotations
@@ -78,6 +80,22 @@ def run(label: str, source: Path, drive: Path, out: Path, options: ReenactOption
           f"peak RSS {peak_rss_mb():.0f} MB")
 
 
+def run_stream(label: str, source: Path, drive: Path, options: ReenactOptions,
+               settings: object) -> None:
+    from f2fcli.io.image import read_image
+    from f2fcli.io.video import VideoReader
+    from f2fcli.pipeline.stream import Reenactor
+
+    frames = list(VideoReader(drive).read_all().images)
+    start = time.perf_counter()
+    reenactor = Reenactor(read_image(source), options, settings)
+    ready = time.perf_counter()
+    count = sum(1 for _ in reenactor.stream(frames, fps=Fraction(30000, 1001)))
+    wall = time.perf_counter() - start
+    print(f"{label:<28} {count / wall:6.1f} frames/s ({wall:.1f} s, of which source "
+          f"{ready - start:.2f} s); peak RSS {peak_rss_mb():.0f} MB")
+
+
 def peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes there, KiB here
@@ -92,6 +110,8 @@ def main() -> None:
     parser.add_argument("--preset", default="medium", help="x264 preset of the output")
     parser.add_argument("--video-source", action="store_true",
                         help="also time a video as the source (the driving clip itself)")
+    parser.add_argument("--stream", action="store_true",
+                        help="also time the streaming API (Reenactor.stream)")
     args = parser.parse_args()
     print("command: python " + " ".join(sys.argv))
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -107,6 +127,12 @@ def main() -> None:
         run(f"warp 512 (source cached{label})", source, drive, tmp / "w.mp4", warp)
         if args.video_source:
             run("warp 512 (video source)", drive, drive, tmp / "v.mp4", warp)
+        if args.stream:
+            from f2fcli.pipeline.stream import StreamSettings
+
+            run_stream("warp 512 (stream, block 16)", source, drive, warp, StreamSettings())
+            run_stream("warp 512 (stream, block 1)", source, drive, warp,
+                       StreamSettings(block=1))
         if args.neural:
             neural = ReenactOptions(source=SourceOptions(res=256), renderer="neural",
                                     weights=random_weights(tmp), cache_dir=cache,

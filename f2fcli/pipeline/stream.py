@@ -14,7 +14,8 @@ pairs) in the same order, one for each frame in, with bounded memory and latency
   their kernels (3 sigma = 6 frames), so a block looks as it would inside a whole clip.
   Latency: at most `block + lookahead` frames (after the warm-up); `block=1` gives a frame out
   for every frame in, at about `context + lookahead + 2` times the motion transfer's cost.
-- Memory: the last `context + block + lookahead` frames' landmarks, never the frames.
+- Memory: the landmarks of the frames not yet rendered and of the `context` before them,
+  never the frames.
 
 Differences from `reenact` on a file: the identity comes from the warm-up frames, not from
 frames spread over the clip, and the neutral is the first face, not one chosen over the clip.
@@ -128,7 +129,7 @@ def _source_face(source: np.ndarray | str | Path, source_options: SourceOptions,
     return load_source(Path(source), source_options, model, cache)[0]
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending:
     """A driver frame seen but not yet rendered."""
 
@@ -144,11 +145,10 @@ class _Run:
     def __init__(self, reenactor: Reenactor, fps: Fraction) -> None:
         self.r = reenactor
         self.fps = fps
-        s = reenactor.settings
         self.tracker = VideoFaceTracker(reenactor.options.driver.selection,
                                         threads=reenactor.options.driver.threads)
         # what the next windows can still need: `context` rendered frames and the pending ones
-        self.recent: deque[_Pending] = deque(maxlen=s.context + s.block + s.lookahead)
+        self.recent: deque[_Pending] = deque()
         self.waiting: list[_Pending] = []
         self.shared: SharedFit | None = None
         self.reference: FrameObservation | None = None
@@ -190,6 +190,8 @@ class _Run:
             block = self.waiting[:s.block]
             yield from self._render(block)
             self.waiting = self.waiting[len(block):]
+            while self.recent and self.recent[0].index < block[-1].index + 1 - s.context:
+                self.recent.popleft()
 
     def _render(self, block: list[_Pending]) -> Iterator[StreamItem]:
         s = self.r.settings
@@ -207,7 +209,8 @@ class _Run:
                                self.r.renderer.readback_stride)
             except ValueError as exc:
                 raise F2FError(str(exc)) from exc
-            at = np.array([1 + window.index(p) for p in block])  # 0 is the reference
+            # the track's frame 0 is the reference, then the window's frames in order
+            at = np.array([1 + p.index - window[0].index for p in block])
             target = crop_motion(model, self.r.source, self.r.source.box, motion.pose[at],
                                  motion.expression[at], motion.gaze[at],
                                  None if motion.offset is None else motion.offset[at],

@@ -53,7 +53,7 @@ def test_the_stream_matches_the_file_run(driver: Path, tmp_path: Path) -> None:
 def test_latency_is_bounded_and_a_block_of_one_is_a_frame_per_frame(driver: Path) -> None:
     frames = list(VideoReader(driver).read_all().images)
     for settings in (StreamSettings(warmup=4, block=4, context=2, lookahead=2),
-                     StreamSettings(warmup=4, block=1, context=2, lookahead=2)):
+                     StreamSettings(warmup=8, block=1, context=2, lookahead=2)):
         consumed = []
 
         def feed():

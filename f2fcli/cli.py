@@ -491,25 +491,55 @@ def reenact(ctx: click.Context, source: Path, driving: Path | None, out: Path,
 
 
 @main.command()
-@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--skip-existing", is_flag=True, help="Skip jobs whose output exists (resume).")
-@click.option("--shard", default=None, metavar="I/N",
-              help="Run only jobs with index % N == I (0-based), e.g. for Slurm arrays.")
+@click.option("--shard", default=None, metavar="I/N|slurm",
+              help="Run only jobs with index % N == I (0-based); slurm: I and N from the "
+                   "Slurm array's SLURM_ARRAY_TASK_ID/_MIN/_COUNT (any base).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes on this machine, each loading the models once "
+                   "[default: 1]; with --ray, actors [default: as many as the CPUs allow].")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="onnxruntime threads per model in each worker [default: 1].")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+              metavar="[ADDRESS]",
+              help="Run on Ray: no value starts Ray on this machine, auto joins this "
+                   "machine's cluster, else the cluster's address (needs the ray extra).")
+@click.option("--job-cpus", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="CPUs each Ray worker reserves (fractions allowed).")
+@click.option("--job-gpus", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="GPUs each Ray worker reserves (fractions allowed).")
+@click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --ray: tries again a job that failed for a reason other than its "
+                   "input (an internal error, a lost worker).")
+@click.option("--merge", "merge_dir", type=click.Path(file_okay=False, exists=True,
+                                                      path_type=Path), default=None,
+              help="Merge the --json reports (*.jsonl, *.json) of a sharded run in DIR into "
+                   "one report; runs no job.")
 @reenact_options
 @output_options
 @click.pass_context
-def batch(ctx: click.Context, manifest: Path, skip_existing: bool, shard: str | None,
+def batch(ctx: click.Context, manifest: Path | None, skip_existing: bool, shard: str | None,
+          workers: int | None, threads: int | None, ray_address: str | None,
+          job_cpus: float, job_gpus: float, retries: int, merge_dir: Path | None,
           **params: Any) -> None:
-    """Run the reenactment jobs of a CSV manifest in one process.
+    """Run the reenactment jobs of a CSV manifest: in this process, in --workers N
+    processes, or on a Ray cluster (--ray).
 
     Columns: source, driving, out (relative paths are relative to the manifest), plus any
     `f2f reenact` option as an extra column (e.g. res, expression_scale, renderer) that
-    overrides the command-line value for that job. Keeps going past failed jobs; exits 1 if
-    any job failed.
+    overrides the command-line value for that job. Each distinct driving video is tracked
+    once and shared by the jobs that use it. Keeps going past failed jobs; exits 1 if any
+    job failed.
     """
-    from .pipeline.batch import parse_shard, read_jobs, run_jobs
+    from .pipeline.batch import Sequential, parse_shard, read_jobs, run_batch
 
     reporter = _reporter_of(ctx)
+    if merge_dir is not None:
+        _merge_reports(ctx, merge_dir)
+        return
+    if manifest is None:
+        raise click.UsageError("Missing argument 'MANIFEST' (or --merge DIR).")
     jobs = read_jobs(manifest)
     known = {p.name: p for p in reenact.params}
     unknown = sorted({k for job in jobs for k in job.options} - set(known))
@@ -545,13 +575,45 @@ def batch(ctx: click.Context, manifest: Path, skip_existing: bool, shard: str | 
         else:
             reporter.info(line)
 
-    results = run_jobs(jobs, options_for, skip_existing, report, reporter)
-    counts = {status: sum(r.status == status for r in results)
-              for status in ("ok", "failed", "skipped")}
-    reporter.result({"summary": {"jobs": len(results), **counts}},
-                    f"{len(results)} jobs: {counts['ok']} ok, {counts['failed']} failed, "
-                    f"{counts['skipped']} skipped")
-    if counts["failed"]:
+    if ray_address is not None:
+        from .pipeline.ray_executor import RayPool
+
+        executor: Any = RayPool(ray_address, workers, job_cpus, job_gpus, retries, threads)
+    elif workers is not None and workers > 1:
+        from .pipeline.workers import LocalPool
+
+        executor = LocalPool(workers, threads)
+    else:
+        executor = Sequential(reporter)
+    with reporter.progress("jobs", len(jobs)) as bar:
+        summary = run_batch(jobs, options_for, skip_existing, report, executor, bar)
+    data = summary.to_dict()
+    reporter.result({"summary": data},
+                    f"{summary.jobs} jobs: {summary.ok} ok, {summary.failed} failed, "
+                    f"{summary.skipped} skipped; {summary.drivers_tracked} driving videos "
+                    f"tracked ({summary.executor}, {summary.workers} workers)")
+    if summary.failed:
+        ctx.exit(EXIT_FAILURE)
+
+
+def _merge_reports(ctx: click.Context, directory: Path) -> None:
+    """`f2f batch --merge DIR`: one report from the shards' JSON lines."""
+    from .pipeline.batch import merge_reports
+
+    reporter = _reporter_of(ctx)
+    lines, summary = merge_reports(directory)
+    if reporter.json_mode:
+        for line in lines:
+            reporter.result(line)
+    else:
+        for line in lines:
+            if line["status"] == "failed":
+                reporter.error(f"job {line['job']} failed: {line['out']} ({line['error']})")
+    reporter.result({"summary": summary},
+                    f"{summary['jobs']} jobs from {summary['reports']} reports: "
+                    f"{summary['ok']} ok, {summary['failed']} failed, "
+                    f"{summary['skipped']} skipped")
+    if summary["failed"]:
         ctx.exit(EXIT_FAILURE)
 
 

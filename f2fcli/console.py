@@ -23,6 +23,9 @@ class _NullBar:
     def advance(self, n: int = 1) -> None:
         pass
 
+    def describe(self, text: str) -> None:
+        pass
+
 
 class _RichBar:
     def __init__(self, progress: Progress, task: Any) -> None:
@@ -30,6 +33,10 @@ class _RichBar:
 
     def advance(self, n: int = 1) -> None:
         self._progress.advance(self._task, n)
+
+    def describe(self, text: str) -> None:
+        """Change the bar's description (a batch's done / failed / running counts)."""
+        self._progress.update(self._task, description=text)
 
 
 @dataclass

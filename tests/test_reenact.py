@@ -288,7 +288,10 @@ def test_batch_manifest_keeps_going_and_shards(media: dict[str, Path], tmp_path:
     assert result.returncode == 1
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line.get("status") for line in lines[:3]] == ["ok", "failed", "ok"]
-    assert lines[3]["summary"] == {"jobs": 3, "ok": 2, "failed": 1, "skipped": 0}
+    # the three jobs share one driving video: it is tracked once
+    assert lines[3]["summary"] == {"jobs": 3, "ok": 2, "failed": 1, "skipped": 0,
+                                   "drivers_tracked": 1, "executor": "sequential",
+                                   "workers": 1}
     assert VideoReader(tmp_path / "one.mp4").info.width == 512  # pasted back: source size
     assert not (tmp_path / "bad.mp4").exists()
 

@@ -66,6 +66,16 @@ def remove_orphans(target: Path) -> list[Path]:
     return removed
 
 
+def remove_temp_files(target: Path) -> list[Path]:
+    """Remove every writer's temporary files of `target`, running or not: for a batch that
+    has stopped the writers itself (its workers killed on Ctrl-C or SIGTERM)."""
+    prefix = f".{target.stem}."
+    found = list(target.parent.glob(f"{glob.escape(prefix)}*.part{glob.escape(target.suffix)}"))
+    for path in found:
+        _remove(path)
+    return found
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)

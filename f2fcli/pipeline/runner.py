@@ -59,7 +59,7 @@ class Progress(Protocol):
     def progress(self, description: str, total: int | None) -> Any: ...
 
 
-class _Silent:
+class SilentProgress:
     def info(self, message: str) -> None:
         pass
 
@@ -200,6 +200,9 @@ def load_driver(driving: Path, options: TrackOptions, log: Progress, resources: 
     if is_image_path(driving):
         still = SourceOptions(selection=options.selection, threads=options.threads)
         return still_track(driving, still, resources.model, frames), "image"
+    known = resources.known_track(driving, options)
+    if known is not None:
+        return known, "video"
     reader = VideoReader(driving)
     with log.progress("tracking driver", reader.info.frame_count) as bar:
         track, stats = track_video(driving, options, bar.advance, reader=reader)
@@ -254,6 +257,18 @@ class Resources:
         self._landmarker: FaceLandmarker | None = None
         self._renderers: dict[tuple, FaceRenderer] = {}
         self._said: set[str] = set()
+        self._tracks: dict[tuple[Path, TrackOptions], Track] = {}
+
+    def remember_track(self, path: Path, options: TrackOptions, track: Track) -> None:
+        """A driving video's track, made elsewhere (a batch tracks each driver once):
+        `load_driver` takes it instead of tracking the video again."""
+        self._tracks[(path.resolve(), options)] = track
+
+    def known_track(self, path: Path, options: TrackOptions) -> Track | None:
+        return self._tracks.get((path.resolve(), options))
+
+    def forget_tracks(self) -> None:
+        self._tracks.clear()
 
     def announce(self, log: Progress, message: str) -> None:
         """`log.info` a message once per process (a batch's jobs share their renderer)."""
@@ -355,7 +370,7 @@ def _check_request(driving: Path | None, output: Path, options: ReenactOptions) 
 
 def _reenact(source_path: Path, driving: Path | None, output: Path, options: ReenactOptions,
              log: Progress | None, resources: Resources | None) -> ReenactResult:
-    log = log or _Silent()
+    log = log or SilentProgress()
     resources = resources or Resources()
     _check_request(driving, output, options)
     if is_video_source(source_path):

@@ -1,0 +1,179 @@
+"""`f2f batch --workers N`: the batch's jobs in N worker processes on this machine.
+
+Each worker loads the models once and serves tasks from a queue: first every distinct driving
+video is tracked once (by whichever worker is free), then each job runs with its drivers'
+tracks (`batch.execute`), a job starting as soon as its drivers are tracked. Results come back
+as they finish. Ctrl-C or SIGTERM stops the workers and removes the outputs they were writing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from ..io.atomic import remove_temp_files
+from .batch import (INTERNAL_ERROR, DriverKey, JobResult, Task, by_driver, execute,
+                    failure_text, track_driver)
+from .runner import Resources
+
+# Seconds between checks that every worker still runs while waiting for results
+_POLL_S = 1.0
+
+
+def serve(inbox: Any, outbox: Any, threads: int | None) -> None:
+    """A worker process: track drivers and run jobs from `inbox` until it gets None."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the submitter handles Ctrl-C
+    if threads is not None:
+        os.environ["F2F_ORT_THREADS"] = str(threads)
+    resources = Resources()
+    while True:
+        message = inbox.get()
+        if message is None:
+            return
+        kind, payload = message
+        if kind == "track":
+            outbox.put(("start", ("track", payload), os.getpid()))
+            try:
+                outbox.put(("tracked", payload, track_driver(payload, resources), None))
+            except Exception as exc:  # noqa: BLE001 - reported to the jobs that need it
+                outbox.put(("tracked", payload, None, failure_text(exc)))
+        else:
+            task, tracks = payload
+            outbox.put(("start", ("job", task.job.index), os.getpid()))
+            outbox.put(("done", execute(task, tracks, resources), os.getpid()))
+
+
+class LocalPool:
+    """`workers` processes on this machine, each with `threads` onnxruntime threads per model
+    (default 1: N workers on N cores)."""
+
+    name = "workers"
+
+    def __init__(self, workers: int, threads: int | None = None) -> None:
+        if workers < 1:
+            raise ValueError("`workers` must be at least 1")
+        self.workers = workers
+        self.threads = threads
+        self.drivers_tracked = 0
+        self.running = 0
+
+    def run(self, tasks: list[Task]) -> Iterator[JobResult]:
+        if not tasks:
+            return
+        context = multiprocessing.get_context("spawn")
+        inbox, outbox = context.Queue(), context.Queue()
+        processes = [context.Process(target=serve, args=(inbox, outbox, self.threads),
+                                     daemon=True, name=f"f2f-worker-{i}")
+                     for i in range(min(self.workers, len(tasks)))]
+        for process in processes:
+            process.start()
+        running: dict[int, Task] = {}  # job index -> task, for jobs a worker has taken
+        finished = False
+        try:
+            yield from self._serve(tasks, inbox, outbox, processes, running)
+            finished = True
+        finally:
+            _stop(processes, inbox, finished)
+            for task in running.values():  # stopped mid-job: nothing half-written stays
+                remove_temp_files(task.job.out)
+
+    def _serve(self, tasks: list[Task], inbox: Any, outbox: Any, processes: list,
+               running: dict[int, Task]) -> Iterator[JobResult]:
+        keys = list(dict.fromkeys(key for task in by_driver(tasks) for key in task.drivers))
+        for key in keys:
+            inbox.put(("track", key))
+        tracks: dict[DriverKey, Any] = {}
+        failed: dict[DriverKey, str] = {}
+        left = Counter(key for task in tasks for key in task.drivers)
+        waiting = by_driver(tasks)
+        queued: dict[int, Task] = {}
+        worker_of: dict[int, tuple] = {}  # pid -> ("track", key) or ("job", index) it runs
+        settled: set[DriverKey] = set()  # tracked or failed (tracks are dropped after use)
+        while waiting or queued or running or len(settled) < len(keys):
+            for task in [t for t in waiting if all(k in settled for k in t.drivers)]:
+                waiting.remove(task)
+                broken = [failed[k] for k in task.drivers if k in failed]
+                if broken:
+                    yield JobResult(task.job.index, str(task.job.out), "failed", broken[0])
+                    _release(task, left, tracks)
+                else:
+                    inbox.put(("job", (task, {k: tracks[k] for k in task.drivers})))
+                    queued[task.job.index] = task
+            try:
+                message = outbox.get(timeout=_POLL_S)
+            except queue.Empty:
+                yield from _lost_work(processes, worker_of, running, left, tracks, failed,
+                                      settled)
+                continue
+            if message[0] == "tracked":
+                _, key, track, error = message
+                self.drivers_tracked += 1
+                worker_of = {pid: w for pid, w in worker_of.items() if w != ("track", key)}
+                settled.add(key)
+                if error is None:
+                    tracks[key] = track
+                else:
+                    failed[key] = error
+            elif message[0] == "start":
+                _, what, pid = message
+                worker_of[pid] = what
+                if what[0] == "job":
+                    running[what[1]] = queued.pop(what[1])
+                    self.running = len(running)
+            else:
+                _, result, pid = message
+                task = running.pop(result.index)
+                self.running = len(running)
+                worker_of.pop(pid, None)
+                _release(task, left, tracks)
+                yield result
+
+
+def _release(task: Task, left: Counter, tracks: dict) -> None:
+    """A job is done: drop the tracks no job still needs."""
+    for key in task.drivers:
+        left[key] -= 1
+        if left[key] == 0:
+            tracks.pop(key, None)
+
+
+def _lost_work(processes: list, worker_of: dict[int, tuple], running: dict[int, Task],
+               left: Counter, tracks: dict, failed: dict, settled: set
+               ) -> Iterator[JobResult]:
+    """What died with a worker (killed for memory, a crash in a native library): its job
+    fails, or the driver it was tracking does (and with it the jobs that need it)."""
+    for process in processes:
+        if process.is_alive() or process.pid not in worker_of:
+            continue
+        kind, what = worker_of.pop(process.pid)
+        error = f"{INTERNAL_ERROR}: its worker process died (exit code {process.exitcode})"
+        if kind == "track":
+            failed[what] = error
+            settled.add(what)
+            continue
+        task = running.pop(what)
+        remove_temp_files(task.job.out)
+        _release(task, left, tracks)
+        yield JobResult(task.job.index, str(task.job.out), "failed", error)
+    if not any(p.is_alive() for p in processes):
+        raise RuntimeError("every batch worker process has died")
+
+
+def _stop(processes: list, inbox: Any, finished: bool) -> None:
+    """Let the idle workers of a finished batch leave; stop them at once otherwise (Ctrl-C,
+    SIGTERM, an error)."""
+    for _ in processes:
+        inbox.put(None)
+    for process in processes:
+        process.join(timeout=5 if finished else 0)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+    inbox.cancel_join_thread()

@@ -12,8 +12,10 @@ from __future__ import annotations
 import f2fcli  # noqa: F401  # isort: skip
 
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -162,3 +164,21 @@ def talking_astronaut(path: Path, frames: int, cycles: int = 1) -> Path:
 def jaw_curve(frames: int, cycles: int = 1) -> np.ndarray:
     """The jaw opening of `talking_astronaut`'s frames."""
     return np.sin(np.pi * cycles * np.arange(frames) / (frames - 1)) ** 2
+
+
+def terminate_while_writing(args: list[str], directory: Path, timeout: float = 120
+                            ) -> tuple[int, str, bool]:
+    """Run `f2f args`, send SIGTERM once a temporary output appears in `directory`; the exit
+    code, stderr and whether the temporary file was seen."""
+    proc = subprocess.Popen([f2f_script(), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = False
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(".part" in p.name for p in directory.iterdir()):
+            seen = True
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.02)
+    _out, err = proc.communicate(timeout=120)
+    return proc.returncode, err, seen

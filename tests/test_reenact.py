@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import audio_packets, f2f, f2f_script, leftover_temp_files, psnr, talking_astronaut
+from conftest import (audio_packets, f2f, leftover_temp_files, psnr, talking_astronaut,
+                      terminate_while_writing)
 from skimage import data
 
 from f2fcli.errors import F2FError, InputError, OutputError
@@ -367,23 +366,6 @@ def test_read_back_renders_every_stride_th_keyframe(media: dict[str, Path]) -> N
     assert FRAMES == 20 and rendered == {1: 11, 4: 4}
 
 
-def _terminate_while_writing(args: list[str], directory: Path) -> tuple[int, str, bool]:
-    """Run `f2f args`, send SIGTERM once a temporary output appears in `directory`; the exit
-    code, stderr and whether the temporary file was seen."""
-    proc = subprocess.Popen([f2f_script(), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    seen = False
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if any(".part" in p.name for p in directory.iterdir()):
-            seen = True
-            proc.send_signal(signal.SIGTERM)
-            break
-        time.sleep(0.02)
-    _out, err = proc.communicate(timeout=120)
-    return proc.returncode, err, seen
-
-
 @pytest.fixture(scope="module")
 def long_drive(media: dict[str, Path]) -> Path:
     """12 s of the moving astronaut: long enough to be stopped while it is written."""
@@ -397,7 +379,7 @@ def test_sigterm_leaves_nothing_and_a_batch_resumes(media: dict[str, Path], long
                                                     tmp_path: Path) -> None:
     cache = ["--cache-dir", str(tmp_path / "cache")]
     out = tmp_path / "out.mp4"
-    code, err, seen = _terminate_while_writing(
+    code, err, seen = terminate_while_writing(
         ["reenact", "-s", str(media["source"]), "-d", str(long_drive), "-o", str(out),
          "--res", "256", *cache], tmp_path)
     assert seen and code == 143
@@ -408,7 +390,7 @@ def test_sigterm_leaves_nothing_and_a_batch_resumes(media: dict[str, Path], long
     manifest.write_text("source,driving,out\n"
                         f"{media['source']},{long_drive},a.mp4\n"
                         f"{media['source']},{media['drive']},b.mp4\n")
-    code, err, seen = _terminate_while_writing(
+    code, err, seen = terminate_while_writing(
         ["batch", str(manifest), "--res", "256", *cache], tmp_path)
     assert seen and code == 143 and "error: terminated" in err
     assert leftover_temp_files(tmp_path) == [] and not (tmp_path / "a.mp4").exists()

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import f2f, f2f_script, leftover_temp_files
+from conftest import f2f, leftover_temp_files, terminate_while_writing
 from skimage import data
 
 from f2fcli.io.image import write_image
@@ -137,17 +134,9 @@ def test_sigterm_to_a_ray_submitter_leaves_nothing_and_a_rerun_completes(
     manifest.write_text("source,driving,out\n" + "".join(
         f"{media / 'face.png'},{long},out{i}.mp4\n" for i in range(2)))
     cache = ["--cache-dir", str(tmp_path / "cache"), "--res", "256"]
-    proc = subprocess.Popen([f2f_script(), "batch", str(manifest), "--ray", *cache],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen, deadline = False, time.monotonic() + 180
-    while proc.poll() is None and time.monotonic() < deadline:
-        if any(".part" in p.name for p in tmp_path.iterdir()):
-            seen = True
-            proc.send_signal(signal.SIGTERM)
-            break
-        time.sleep(0.05)
-    _out, err = proc.communicate(timeout=120)
-    assert seen and proc.returncode == 143, err
+    code, err, seen = terminate_while_writing(["batch", str(manifest), "--ray", *cache],
+                                              tmp_path, timeout=180)
+    assert seen and code == 143, err
     assert err.strip().splitlines()[-1] == "error: terminated"
     assert leftover_temp_files(tmp_path) == []
     assert not all((tmp_path / f"out{i}.mp4").exists() for i in range(2))

@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -79,15 +79,27 @@ def model_hashes() -> dict[str, str]:
     return {name: entry["sha256"] for name, entry in record.get("derived", {}).items()}
 
 
-def observe_video(reader: VideoReader, tracker: VideoFaceTracker, stats: TrackStats,
-                  on_frames: Callable[[int], None]) -> dict[str, np.ndarray]:
-    """Run the face models on every frame; frames without a face hold NaN."""
-    pts, landmarks, scores, confidence, box = [], [], [], [], []
+def _timed_chunks(reader: VideoReader, stats: TrackStats,
+                  on_frames: Callable[[int], None]) -> Iterator[Any]:
+    """The video's chunks of 32 frames; the time spent decoding them and the time the caller
+    spends on them (the face models) go into `stats`, and `on_frames` hears of each."""
     t_decode = t_models = 0.0
     start = time.perf_counter()
     for chunk in reader.chunks(32):
         t_decode += time.perf_counter() - start
         t0 = time.perf_counter()
+        yield chunk
+        t_models += time.perf_counter() - t0
+        on_frames(len(chunk))
+        start = time.perf_counter()
+    stats.seconds.update(decode=t_decode, face_models=t_models)
+
+
+def observe_video(reader: VideoReader, tracker: VideoFaceTracker, stats: TrackStats,
+                  on_frames: Callable[[int], None]) -> dict[str, np.ndarray]:
+    """Run the face models on every frame; frames without a face hold NaN."""
+    pts, landmarks, scores, confidence, box = [], [], [], [], []
+    for chunk in _timed_chunks(reader, stats, on_frames):
         chunk_landmarks = []
         for image in chunk.images:
             obs = tracker(image)
@@ -100,10 +112,6 @@ def observe_video(reader: VideoReader, tracker: VideoFaceTracker, stats: TrackSt
         # one array per chunk, not per frame: a long video's landmarks are stacked only once
         landmarks.append(np.stack(chunk_landmarks).astype(np.float32, copy=False))
         pts.append(chunk.pts)
-        t_models += time.perf_counter() - t0
-        on_frames(len(chunk))
-        start = time.perf_counter()
-    stats.seconds.update(decode=t_decode, face_models=t_models)
     if not landmarks:
         raise InputError(f"{reader.path}: no decodable video frames")
     return {"pts": np.concatenate(pts), "landmarks": np.concatenate(landmarks),
@@ -157,17 +165,9 @@ def observe_faces(reader: VideoReader, tracker: MultiFaceTracker, stats: TrackSt
     face is not in view."""
     pts: list[np.ndarray] = []
     seen: list[list[FrameObservation]] = []  # per frame, per face number so far
-    t_decode = t_models = 0.0
-    start = time.perf_counter()
-    for chunk in reader.chunks(32):
-        t_decode += time.perf_counter() - start
-        t0 = time.perf_counter()
+    for chunk in _timed_chunks(reader, stats, on_frames):
         seen.extend(tracker(image) for image in chunk.images)
         pts.append(chunk.pts)
-        t_models += time.perf_counter() - t0
-        on_frames(len(chunk))
-        start = time.perf_counter()
-    stats.seconds.update(decode=t_decode, face_models=t_models)
     if not seen:
         raise InputError(f"{reader.path}: no decodable video frames")
     stats.frames = len(seen)

@@ -363,8 +363,8 @@ class _Face:
 
 def _check_request(driving: Path | None, output: Path, options: ReenactOptions) -> None:
     if several(options.faces, options.face_map) and not options.paste_back:
-        raise InputError("several faces are pasted into one picture: `paste_back` cannot be "
-                         "turned off with `faces` or `face_map`")
+        raise InputError("several faces (`faces`, `face_map`) are pasted back into one "
+                         "picture; a crop output without paste-back has room for one face")
     check_drivers(driving, options.faces, options.face_map)
 
 

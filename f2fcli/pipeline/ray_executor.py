@@ -82,8 +82,8 @@ class RayPool:
         try:
             import ray
         except ImportError:
-            raise MissingExtra(f"`ray` needs Ray, which is not installed: {RAY_INSTALL}"
-                               ) from None
+            raise MissingExtra(f"running a batch on Ray needs Ray, which is not installed: "
+                               f"{RAY_INSTALL}") from None
         if not tasks:
             return
         started = not ray.is_initialized()

@@ -504,7 +504,8 @@ def reenact(ctx: click.Context, source: Path, driving: Path | None, out: Path,
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]",
               help="Run on Ray: no value starts Ray on this machine, auto joins this "
-                   "machine's cluster, else the cluster's address (needs the ray extra).")
+                   "machine's cluster, else the cluster's address (needs the ray extra; "
+                   "write it after MANIFEST, or it takes MANIFEST as its address).")
 @click.option("--job-cpus", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="CPUs each Ray worker reserves (fractions allowed).")
 @click.option("--job-gpus", type=click.FloatRange(min=0.0), default=0.0, show_default=True,

@@ -12,6 +12,8 @@ import multiprocessing
 import os
 import queue
 import signal
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -31,8 +33,13 @@ def serve(inbox: Any, outbox: Any, threads: int | None) -> None:
     if threads is not None:
         os.environ["F2F_ORT_THREADS"] = str(threads)
     resources = Resources()
+    idle = threading.Event()
+    threading.Thread(target=_leave_when_orphaned, args=(os.getppid(), idle), daemon=True,
+                     name="f2f-orphan-check").start()
     while True:
+        idle.set()
         message = inbox.get()
+        idle.clear()
         if message is None:
             return
         kind, payload = message
@@ -46,6 +53,16 @@ def serve(inbox: Any, outbox: Any, threads: int | None) -> None:
             task, tracks = payload
             outbox.put(("start", ("job", task.job.index), os.getpid()))
             outbox.put(("done", execute(task, tracks, resources), os.getpid()))
+
+
+def _leave_when_orphaned(parent: int, idle: threading.Event) -> None:
+    """End this worker once the submitter is gone (killed outright, so it could not stop
+    us) and no job is running: otherwise it would wait for work forever, or for the rest of a
+    message the submitter died writing."""
+    while True:
+        time.sleep(_POLL_S)
+        if os.getppid() != parent and idle.is_set():
+            os._exit(0)
 
 
 class LocalPool:

@@ -23,7 +23,7 @@ from .batch import (INTERNAL_ERROR, DriverKey, JobResult, Task, by_driver, execu
                     failure_text, track_driver)
 from .runner import Resources
 
-# Seconds between checks that every worker still runs while waiting for results
+# Seconds between liveness checks: of the workers by the submitter, and of it by them
 _POLL_S = 1.0
 
 

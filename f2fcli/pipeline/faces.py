@@ -10,19 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Union
+from typing import Callable, Literal, Sequence, TypeVar, Union
 
 import numpy as np
 
 from ..errors import InputError
 from ..io.image import is_image_path, read_image
 from ..io.video import VideoReader
-from ..tracking.tracker import MultiFaceTracker
+from ..tracking.tracker import MultiFaceTracker, landmark_box
 from ..tracking.video_track import TrackStats, observe_faces
 from .source import SourceOptions, find_faces
 
 FaceChoice = Union[Literal["all"], tuple[int, ...], None]
 FaceMap = tuple[tuple[int, Path], ...]
+T = TypeVar("T")
 
 
 def parse_faces(text: str | None) -> FaceChoice:
@@ -102,6 +103,20 @@ def face_drivers(count: int, driving: Path | None, faces: FaceChoice, face_map: 
     return dict(sorted(assigned.items()))
 
 
+def choose_faces(items: Sequence[T], driving: Path | None, faces: FaceChoice,
+                 face_map: FaceMap, name: str, log: Callable[[str], None]
+                 ) -> list[tuple[int | None, T, Path]]:
+    """The source's faces that move (`items`: one per face, in their numbers' order; without
+    `faces`/`face_map` only the first, the one the selection picked, numbered None), each
+    with its face number and driver; the faces moved are logged."""
+    if not several(faces, face_map):
+        return [(None, items[0], main_driver(driving, face_map))]
+    assigned = face_drivers(len(items), driving, faces, face_map, name)
+    log(f"{name}: {len(items)} faces; moving " + ", ".join(
+        f"{n} ({path.name})" for n, path in assigned.items()))
+    return [(n, items[n], path) for n, path in assigned.items()]
+
+
 def drivers_named(driving: Path | None, face_map: FaceMap) -> list[Path]:
     """Each distinct driver once, the main one first: each is tracked once, however many
     faces it moves."""
@@ -146,5 +161,5 @@ def list_faces(path: Path, on_frames: Callable[[int], None] = lambda n: None
 
 
 def _box(points: np.ndarray) -> tuple[float, float, float, float]:
-    lo, hi = points[:, :2].min(0), points[:, :2].max(0)
-    return (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+    x, y, w, h = (float(v) for v in landmark_box(points))
+    return x, y, w, h

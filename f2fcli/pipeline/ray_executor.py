@@ -25,8 +25,8 @@ from typing import Any
 from ..errors import Terminated
 from ..extras import MissingExtra
 from ..io.atomic import remove_temp_files
-from .batch import (INTERNAL_ERROR, DriverKey, JobResult, Task, by_driver, execute,
-                    failure_text, track_driver)
+from .batch import (INTERNAL_ERROR, DriverKey, JobResult, Task, by_driver, execute, failure_text,
+                    track_driver)
 from .runner import Resources
 
 RAY_INSTALL = 'pip install "f2fcli[ray]"'

@@ -33,9 +33,10 @@ from ..tracking import keypoints as kp
 from ..tracking.face_model import FaceModel
 from ..tracking.landmarks import BlendshapeModel, FaceLandmarker
 from ..tracking.track import Track, load_track
+from ..tracking.tracker import landmark_box
 from ..tracking.video_track import TrackOptions, track_video
 from .crop import CropBox
-from .faces import (FaceChoice, FaceMap, check_drivers, drivers_named, face_drivers, main_driver,
+from .faces import (FaceChoice, FaceMap, check_drivers, choose_faces, drivers_named, main_driver,
                     several)
 from .head import HeadRegion
 from .motion import DrivenMotion, MotionOptions, drive
@@ -43,7 +44,7 @@ from .paste import PasteBack, paste_faces
 from .renderer import (FaceRenderer, WarpFaceRenderer, choose_renderer, crop_motion, iris_response,
                        observer)
 from .source import SourceCache, SourceFace, SourceOptions, load_faces, load_source, still_track
-from .timing import driver_frames, seconds_from_start
+from .timing import driver_frames, follower_end, seconds_from_start
 from .video_source import reenact_video_source
 
 # Face size (px) in the crops retargeting renders to read back: the landmarker sees a face
@@ -353,10 +354,8 @@ class _Face:
     paste: PasteBack | None = None
 
     def to_dict(self) -> dict[str, object]:
-        lo = self.source.landmarks[:kp.N_MESH, :2].min(0)
-        hi = self.source.landmarks[:kp.N_MESH, :2].max(0)
         return {"face": self.number, "driving": str(self.driving),
-                "box": [round(float(v), 1) for v in (*lo, *(hi - lo))],
+                "box": [round(float(v), 1) for v in landmark_box(self.source.landmarks)],
                 "ref_frame": None if self.motion is None else self.motion.ref_frame,
                 "driver_faces_found": int(self.track.found.sum())}
 
@@ -487,25 +486,19 @@ def _faces_to_move(source_path: Path, sources: list[SourceFace], driving: Path |
     """The source faces that move, each with its driver sampled on the main driver's
     frames (by time; see `video_source.driver_frames`)."""
     timeline, _ = tracks[main]
-    if not several(options.faces, options.face_map):
-        source = sources[0]
-        if source.faces_seen > 1:
-            log.info(f"{source_path}: {source.faces_seen} faces; using face "
-                     f"{options.source.selection.index} by size (`face_index`/`face_box` "
-                     "choose; `faces` all moves every one)")
-        return [_Face(None, source, main, timeline, np.arange(len(timeline)))]
-    assigned = face_drivers(len(sources), driving, options.faces, options.face_map,
-                            str(source_path))
-    log.info(f"{source_path}: {len(sources)} faces; moving " + ", ".join(
-        f"{n} ({path.name})" for n, path in assigned.items()))
+    if not several(options.faces, options.face_map) and sources[0].faces_seen > 1:
+        log.info(f"{source_path}: {sources[0].faces_seen} faces; using face "
+                 f"{options.source.selection.index} by size (`face_index`/`face_box` "
+                 "choose; `faces` all moves every one)")
     # the output has the main driver's length: the others hold or loop at their end
-    end = "hold" if options.driver_end == "stop" else options.driver_end
+    end = follower_end(options.driver_end)
     moved = []
-    for number, path in assigned.items():
+    for number, source, path in choose_faces(sources, driving, options.faces,
+                                             options.face_map, str(source_path), log.info):
         track = tracks[path][0]
         index = (np.arange(len(timeline)) if path == main else
                  driver_frames(seconds_from_start(timeline), seconds_from_start(track), end))
-        moved.append(_Face(number, sources[number], path, track, index))
+        moved.append(_Face(number, source, path, track, index))
     return moved
 
 

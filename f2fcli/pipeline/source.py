@@ -25,7 +25,8 @@ from ..tracking.face_model import N_IDENTITY, FaceModel, transform_points
 from ..tracking.fitting import fit_image
 from ..tracking.landmarks import BlendshapeModel, FaceLandmarker, FaceLandmarks
 from ..tracking.track import Track, load_track
-from ..tracking.tracker import FaceSelection, choose_confirmed, confirmed_faces, detect_faces
+from ..tracking.tracker import (FaceSelection, choose_confirmed, confirmed_faces, detect_faces,
+                                landmark_box)
 from ..tracking.video_track import model_hashes
 from .crop import CropBox, face_crop_box
 
@@ -332,13 +333,12 @@ def still_track(path: Path, options: SourceOptions, model: FaceModel, frames: in
     pose = np.repeat(face.pose[None].astype(np.float32), n, 0)
     expression = np.repeat(face.expression[None].astype(np.float32), n, 0)
     keypoints = model.keypoints72(face.identity, expression, pose, face.identity_detail)
-    lo, hi = face.landmarks[:kp.N_MESH, :2].min(0), face.landmarks[:kp.N_MESH, :2].max(0)
     height, width = face.image.shape[:2]
     return Track(pts=np.arange(n), pose=pose, expression=expression,
                  keypoints=keypoints.astype(np.float32),
                  landmarks=np.repeat(face.landmarks[None], n, 0),
                  confidence=np.ones(n, np.float32),
-                 box=np.repeat(np.concatenate([lo, hi - lo])[None], n, 0).astype(np.float32),
+                 box=np.repeat(landmark_box(face.landmarks)[None], n, 0),
                  found=np.ones(n, bool), filled=np.zeros(n, bool), identity=face.identity,
                  identity_detail=face.identity_detail, fps=Fraction(STILL_FPS),
                  time_base=Fraction(1, STILL_FPS), width=width, height=height,

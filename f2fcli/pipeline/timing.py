@@ -29,3 +29,9 @@ def seconds_from_start(track: Track) -> np.ndarray:
     """Each frame's time (seconds) from the track's first frame."""
     pts = np.asarray(track.pts, np.float64)
     return (pts - pts[0]) * float(track.time_base)
+
+
+def follower_end(end: DriverEnd) -> DriverEnd:
+    """How a driver other than the one that sets the output's length ends: `stop` ends the
+    output with the main driver, so the others are held."""
+    return "hold" if end == "stop" else end

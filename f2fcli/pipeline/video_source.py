@@ -37,13 +37,13 @@ from ..tracking.channels import N_BLENDSHAPES
 from ..tracking.track import Track, load_tracks, save_tracks
 from ..tracking.video_track import TrackOptions, track_faces, track_video
 from .crop import face_crop_box
-from .faces import face_drivers, main_driver, several
+from .faces import choose_faces, main_driver, several
 from .head import HeadRegion, head_similarity
 from .motion import driven_expression, expression_rest, reference_frame
 from .paste import PasteBack, paste_faces
 from .renderer import crop_motion
 from .source import SourceCache, SourceFace
-from .timing import driver_frames, seconds_from_start
+from .timing import driver_frames, follower_end, seconds_from_start
 from .transfer import transfer_pose
 
 
@@ -105,21 +105,15 @@ def _faces_to_move(source_path: Path, tracks: list[Track], drivers: dict[Path, T
     output's frames. The output has the source's length; with `driver_end` "stop" it ends
     with the main driver (the others are held)."""
     main = main_driver(driving, options.face_map)
-    if several(options.faces, options.face_map):
-        assigned = face_drivers(len(tracks), driving, options.faces, options.face_map,
-                                str(source_path))
-        log.info(f"{source_path}: {len(tracks)} faces; moving " + ", ".join(
-            f"{n} ({path.name})" for n, path in assigned.items()))
-        chosen = [(number, tracks[number], path) for number, path in assigned.items()]
-    else:
-        chosen = [(None, tracks[0], main)]
+    chosen = choose_faces(tracks, driving, options.faces, options.face_map, str(source_path),
+                          log.info)
     times = seconds_from_start(tracks[0])
     n = len(times)
     if options.driver_end == "stop":
         n = int(np.sum(driver_frames(times, seconds_from_start(drivers[main]), "stop") >= 0))
         if n == 0:
             raise InputError(f"{source_path}: the driver ends before the source's first frame")
-    end = "hold" if options.driver_end == "stop" else options.driver_end
+    end = follower_end(options.driver_end)
     faces = []
     for number, src, path in chosen:
         driver = drivers[path]

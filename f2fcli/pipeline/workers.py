@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..io.atomic import remove_temp_files
-from .batch import (INTERNAL_ERROR, DriverKey, JobResult, Task, by_driver, execute,
-                    failure_text, track_driver)
+from .batch import (INTERNAL_ERROR, DriverKey, JobResult, Task, by_driver, execute, failure_text,
+                    track_driver)
 from .runner import Resources
 
 # Seconds between liveness checks: of the workers by the submitter, and of it by them

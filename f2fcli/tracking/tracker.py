@@ -46,7 +46,7 @@ class FrameObservation:
         """x, y, w, h around the landmarks (zeros when no face)."""
         if self.landmarks is None:
             return np.zeros(4, np.float32)
-        return _box_of(self.landmarks)
+        return landmark_box(self.landmarks)
 
 
 def _inside(face: np.ndarray, box: np.ndarray) -> float:
@@ -102,8 +102,8 @@ def confirmed_faces(faces: list[FaceDetection], image: np.ndarray, landmarker: F
     confirmed: list[tuple[FaceDetection, FaceLandmarks]] = []
     for face in faces:
         landmarks = landmarker.settled(image, roi_from_detection(face))
-        box = _box_of(landmarks.points)
-        if landmarks.present and all(_inside(box, _box_of(other.points)) <= 0.5
+        box = landmark_box(landmarks.points)
+        if landmarks.present and all(_inside(box, landmark_box(other.points)) <= 0.5
                                      for _, other in confirmed):
             confirmed.append((face, landmarks))
     return confirmed
@@ -237,7 +237,7 @@ class MultiFaceTracker:
                 continue
             for other in self._faces[:i]:
                 if other.landmarks is not None and _inside(
-                        _box_of(face.landmarks.points), _box_of(other.landmarks.points)) > 0.5:
+                        landmark_box(face.landmarks.points), landmark_box(other.landmarks.points)) > 0.5:
                     face.landmarks = None
                     break
 
@@ -245,7 +245,7 @@ class MultiFaceTracker:
         """Detect faces; those not already followed get a lost face's number back (the
         nearest, if near enough) or a new one, left to right."""
         self.detections += 1
-        followed = [_box_of(f.landmarks.points) for f in self._faces if f.landmarks is not None]
+        followed = [landmark_box(f.landmarks.points) for f in self._faces if f.landmarks is not None]
         fresh = [face for face in detect_faces(self.detector, image, FaceSelection(),
                                                grids=(2,))
                  if all(_inside(face.box, box) < 0.5 for box in followed)]
@@ -268,6 +268,7 @@ class MultiFaceTracker:
         return previous is not None and float(np.abs(thumb - previous).mean()) > self.scene_cut
 
 
-def _box_of(points: np.ndarray) -> np.ndarray:
+def landmark_box(points: np.ndarray) -> np.ndarray:
+    """(4,) float32 x, y, w, h round landmarks (..., >=2) in pixels."""
     lo, hi = points[:, :2].min(0), points[:, :2].max(0)
     return np.concatenate([lo, hi - lo]).astype(np.float32)

@@ -251,29 +251,72 @@ class Sequential:
         self.running = 0
 
     def run(self, tasks: list[Task]) -> Iterator[JobResult]:
-        tracks: dict[DriverKey, Track] = {}
-        failed: dict[DriverKey, str] = {}
-        left = Counter(key for task in tasks for key in task.drivers)
-        for task in by_driver(tasks):
+        book = DriverBook(tasks)
+        for task in list(book.waiting):
             for key in task.drivers:
-                if key not in tracks and key not in failed:
+                if key not in book.settled:
                     try:
-                        tracks[key] = track_driver(key, self.resources)
+                        book.settle(key, track_driver(key, self.resources))
                     except Exception as exc:  # noqa: BLE001 - the jobs that need it fail
-                        failed[key] = failure_text(exc)
+                        book.settle(key, error=failure_text(exc))
                     self.drivers_tracked += 1
-            broken = [failed[key] for key in task.drivers if key in failed]
-            if broken:
-                yield JobResult(task.job.index, str(task.job.out), "failed", broken[0])
-            else:
+            for ready, failure in book.ready():
+                if failure is not None:
+                    yield failure
+                    continue
                 self.running = 1
-                result = execute(task, tracks, self.resources, self.log)
+                result = execute(ready, book.tracks_of(ready), self.resources, self.log)
                 self.running = 0
+                book.release(ready)
                 yield result
-            for key in task.drivers:
-                left[key] -= 1
-                if left[key] == 0:
-                    tracks.pop(key, None)
+
+
+class DriverBook:
+    """A batch's driving videos: which are tracked (their tracks, or whatever refers to them:
+    a Ray object reference) or failed, which jobs may start, and when a track may be dropped
+    (after the last job that needs it). Shared by the executors."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        self.waiting = by_driver(tasks)
+        self.keys = list(dict.fromkeys(key for task in self.waiting for key in task.drivers))
+        self.left = Counter(key for task in tasks for key in task.drivers)
+        self.tracks: dict[DriverKey, Any] = {}
+        self.failed: dict[DriverKey, str] = {}
+        self.settled: set[DriverKey] = set()  # tracked or failed (tracks are dropped later)
+
+    def settle(self, key: DriverKey, track: Any = None, error: str | None = None) -> None:
+        self.settled.add(key)
+        if error is None:
+            self.tracks[key] = track
+        else:
+            self.failed[key] = error
+
+    @property
+    def tracking(self) -> bool:
+        """Whether some driver is still to be tracked."""
+        return len(self.settled) < len(self.keys)
+
+    def ready(self) -> Iterator[tuple[Task, JobResult | None]]:
+        """The waiting jobs whose drivers are all settled, each with its failure when one of
+        them could not be tracked (the job is then done: its tracks are released)."""
+        for task in [t for t in self.waiting if all(k in self.settled for k in t.drivers)]:
+            self.waiting.remove(task)
+            broken = [self.failed[k] for k in task.drivers if k in self.failed]
+            if broken:
+                self.release(task)
+                yield task, JobResult(task.job.index, str(task.job.out), "failed", broken[0])
+            else:
+                yield task, None
+
+    def tracks_of(self, task: Task) -> dict[DriverKey, Any]:
+        return {key: self.tracks[key] for key in task.drivers}
+
+    def release(self, task: Task) -> None:
+        """`task` is done: drop the tracks no job still needs."""
+        for key in task.drivers:
+            self.left[key] -= 1
+            if self.left[key] == 0:
+                self.tracks.pop(key, None)
 
 
 def by_driver(tasks: list[Task]) -> list[Task]:

@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import threading
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import Terminated
 from ..extras import MissingExtra
 from ..io.atomic import remove_temp_files
-from .batch import (INTERNAL_ERROR, DriverKey, JobResult, Task, by_driver, execute, failure_text,
+from .batch import (INTERNAL_ERROR, DriverBook, DriverKey, JobResult, Task, execute, failure_text,
                     track_driver)
 from .runner import Resources
 
@@ -130,16 +130,12 @@ class _Scheduler:
                                                            num_gpus=pool.job_gpus)
         self.free = [self.actor_class.remote(pool.threads) for _ in range(pool.workers)]
         self.in_flight: dict[Any, tuple[_Work, Any]] = {}  # ref -> (work, actor)
-        self.tracks: dict[DriverKey, Any] = {}  # key -> ObjectRef of its track
-        self.failed: dict[DriverKey, str] = {}
-        self.left = Counter(key for task in tasks for key in task.drivers)
-        self.waiting = by_driver(tasks)
-        keys = dict.fromkeys(key for task in self.waiting for key in task.drivers)
-        self.queue: deque[_Work] = deque(_Work("track", key=key) for key in keys)
+        self.book = DriverBook(tasks)  # its tracks: ObjectRefs into the object store
+        self.queue: deque[_Work] = deque(_Work("track", key=key) for key in self.book.keys)
 
     def run(self) -> Iterator[JobResult]:
         try:
-            while self.queue or self.in_flight or self.waiting:
+            while self.queue or self.in_flight or self.book.waiting:
                 if self.stop:
                     raise Terminated() if self.stop[0] == signal.SIGTERM else KeyboardInterrupt()
                 yield from self._release_ready_jobs()
@@ -155,14 +151,9 @@ class _Scheduler:
     def _release_ready_jobs(self) -> Iterator[JobResult]:
         """Jobs whose drivers are all tracked go to the queue; those with a driver that
         could not be tracked fail with its error."""
-        for task in [t for t in self.waiting
-                     if all(k in self.tracks or k in self.failed for k in t.drivers)]:
-            self.waiting.remove(task)
-            broken = [self.failed[k] for k in task.drivers if k in self.failed]
-            if broken:
-                self._release(task)
-                yield self._count(JobResult(task.job.index, str(task.job.out), "failed",
-                                            broken[0]))
+        for task, failure in self.book.ready():
+            if failure is not None:
+                yield self._count(failure)
             else:
                 self.queue.append(_Work("job", task=task))
 
@@ -172,8 +163,8 @@ class _Scheduler:
             if work.kind == "track":
                 ref = actor.track.remote(work.key)
             else:
-                keys = work.task.drivers
-                ref = actor.run.remote(work.task, keys, *(self.tracks[k] for k in keys))
+                tracks = self.book.tracks_of(work.task)
+                ref = actor.run.remote(work.task, tuple(tracks), *tracks.values())
             self.in_flight[ref] = (work, actor)
         self.pool.running = sum(1 for w, _ in self.in_flight.values() if w.kind == "job")
 
@@ -192,13 +183,13 @@ class _Scheduler:
         self.free.append(actor)
         if work.kind == "track":
             self.pool.drivers_tracked += 1
-            self.tracks[work.key] = ref  # the track stays in the object store
+            self.book.settle(work.key, ref)  # the track stays in the object store
             return
         if (value.status == "failed" and (value.error or "").startswith(INTERNAL_ERROR)
                 and work.attempt < self.pool.retries):
             self._retry(work)
             return
-        self._release(work.task)
+        self.book.release(work.task)
         yield self._count(value)
 
     def _failed(self, work: _Work, error: str) -> Iterator[JobResult]:
@@ -207,10 +198,10 @@ class _Scheduler:
             self._retry(work)
         elif work.kind == "track":
             self.pool.drivers_tracked += 1
-            self.failed[work.key] = error
+            self.book.settle(work.key, error=error)
         else:
             remove_temp_files(work.task.job.out)
-            self._release(work.task)
+            self.book.release(work.task)
             job = work.task.job
             yield self._count(JobResult(job.index, str(job.out), "failed", error))
 
@@ -219,12 +210,6 @@ class _Scheduler:
             remove_temp_files(work.task.job.out)
         work.attempt += 1
         self.queue.appendleft(work)
-
-    def _release(self, task: Task) -> None:
-        for key in task.drivers:
-            self.left[key] -= 1
-            if self.left[key] == 0:
-                self.tracks.pop(key, None)  # the object store may drop it
 
     def _count(self, result: JobResult) -> JobResult:
         self.pool.running = sum(1 for w, _ in self.in_flight.values() if w.kind == "job")

@@ -14,13 +14,11 @@ import queue
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from ..io.atomic import remove_temp_files
-from .batch import (INTERNAL_ERROR, DriverKey, JobResult, Task, by_driver, execute, failure_text,
-                    track_driver)
+from .batch import INTERNAL_ERROR, DriverBook, JobResult, Task, execute, failure_text, track_driver
 from .runner import Resources
 
 # Seconds between liveness checks: of the workers by the submitter, and of it by them
@@ -101,41 +99,28 @@ class LocalPool:
 
     def _serve(self, tasks: list[Task], inbox: Any, outbox: Any, processes: list,
                running: dict[int, Task]) -> Iterator[JobResult]:
-        keys = list(dict.fromkeys(key for task in by_driver(tasks) for key in task.drivers))
-        for key in keys:
+        book = DriverBook(tasks)
+        for key in book.keys:
             inbox.put(("track", key))
-        tracks: dict[DriverKey, Any] = {}
-        failed: dict[DriverKey, str] = {}
-        left = Counter(key for task in tasks for key in task.drivers)
-        waiting = by_driver(tasks)
         queued: dict[int, Task] = {}
         worker_of: dict[int, tuple] = {}  # pid -> ("track", key) or ("job", index) it runs
-        settled: set[DriverKey] = set()  # tracked or failed (tracks are dropped after use)
-        while waiting or queued or running or len(settled) < len(keys):
-            for task in [t for t in waiting if all(k in settled for k in t.drivers)]:
-                waiting.remove(task)
-                broken = [failed[k] for k in task.drivers if k in failed]
-                if broken:
-                    yield JobResult(task.job.index, str(task.job.out), "failed", broken[0])
-                    _release(task, left, tracks)
+        while book.waiting or queued or running or book.tracking:
+            for task, failure in book.ready():
+                if failure is not None:
+                    yield failure
                 else:
-                    inbox.put(("job", (task, {k: tracks[k] for k in task.drivers})))
+                    inbox.put(("job", (task, book.tracks_of(task))))
                     queued[task.job.index] = task
             try:
                 message = outbox.get(timeout=_POLL_S)
             except queue.Empty:
-                yield from _lost_work(processes, worker_of, running, left, tracks, failed,
-                                      settled)
+                yield from _lost_work(processes, worker_of, running, book)
                 continue
             if message[0] == "tracked":
                 _, key, track, error = message
                 self.drivers_tracked += 1
                 worker_of = {pid: w for pid, w in worker_of.items() if w != ("track", key)}
-                settled.add(key)
-                if error is None:
-                    tracks[key] = track
-                else:
-                    failed[key] = error
+                book.settle(key, track, error)
             elif message[0] == "start":
                 _, what, pid = message
                 worker_of[pid] = what
@@ -144,24 +129,14 @@ class LocalPool:
                     self.running = len(running)
             else:
                 _, result, pid = message
-                task = running.pop(result.index)
+                book.release(running.pop(result.index))
                 self.running = len(running)
                 worker_of.pop(pid, None)
-                _release(task, left, tracks)
                 yield result
 
 
-def _release(task: Task, left: Counter, tracks: dict) -> None:
-    """A job is done: drop the tracks no job still needs."""
-    for key in task.drivers:
-        left[key] -= 1
-        if left[key] == 0:
-            tracks.pop(key, None)
-
-
 def _lost_work(processes: list, worker_of: dict[int, tuple], running: dict[int, Task],
-               left: Counter, tracks: dict, failed: dict, settled: set
-               ) -> Iterator[JobResult]:
+               book: DriverBook) -> Iterator[JobResult]:
     """What died with a worker (killed for memory, a crash in a native library): its job
     fails, or the driver it was tracking does (and with it the jobs that need it)."""
     for process in processes:
@@ -170,12 +145,11 @@ def _lost_work(processes: list, worker_of: dict[int, tuple], running: dict[int, 
         kind, what = worker_of.pop(process.pid)
         error = f"{INTERNAL_ERROR}: its worker process died (exit code {process.exitcode})"
         if kind == "track":
-            failed[what] = error
-            settled.add(what)
+            book.settle(what, error=error)
             continue
         task = running.pop(what)
         remove_temp_files(task.job.out)
-        _release(task, left, tracks)
+        book.release(task)
         yield JobResult(task.job.index, str(task.job.out), "failed", error)
     if not any(p.is_alive() for p in processes):
         raise RuntimeError("every batch worker process has died")

@@ -190,14 +190,21 @@ def paste_faces(pastes: Sequence[PasteBack], crops: Sequence[np.ndarray],
     if len(pastes) == 1:
         return pastes[0](crops[0], heads[0])
     base = pastes[0].image
-    change = np.zeros(base.shape, np.float32)
-    total = np.zeros(base.shape[:2], np.float32)
-    for paste, crop, head in zip(pastes, crops, heads):
-        (y0, y1, x0, x1), pixels, claim = paste.layer(crop, head)
-        if y1 <= y0 or x1 <= x0:
-            continue
-        win = (slice(y0, y1), slice(x0, x1))
-        change[win] += claim[..., None] * (pixels.astype(np.float32) - base[win])
+    layers = [layer for layer in (p.layer(c, h) for p, c, h in zip(pastes, crops, heads))
+              if layer[0][1] > layer[0][0] and layer[0][3] > layer[0][2]]
+    out = base.copy()
+    if not layers:
+        return out
+    # only the union of the faces' windows is blended (a group photo is mostly untouched)
+    y0, x0 = (min(layer[0][i] for layer in layers) for i in (0, 2))
+    y1, x1 = (max(layer[0][i] for layer in layers) for i in (1, 3))
+    region = base[y0:y1, x0:x1].astype(np.float32)
+    change = np.zeros(region.shape, np.float32)
+    total = np.zeros(region.shape[:2], np.float32)
+    for (wy0, wy1, wx0, wx1), pixels, claim in layers:
+        win = (slice(wy0 - y0, wy1 - y0), slice(wx0 - x0, wx1 - x0))
+        change[win] += claim[..., None] * (pixels.astype(np.float32) - region[win])
         total[win] += claim
-    out = base.astype(np.float32) + change / np.maximum(total, 1e-30)[..., None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    blended = region + change / np.maximum(total, 1e-30)[..., None]
+    out[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return out
